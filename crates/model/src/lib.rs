@@ -1,0 +1,25 @@
+//! LoRA adapters and the models that carry them.
+//!
+//! - [`LoraLinear`] / [`LoraEmbedding`]: a frozen base plus a trainable [`LowRank`] update on the
+//!   `x A B` path, with [`LoraConfig`] (rank, alpha, rsLoRA scaling, dropout, init).
+//! - [`attach`] adapters to a [`LoraModel`] by target name, [`merge`] / [`unmerge`] them, and
+//!   inspect the result with [`param_table`].
+//! - [`peft`]: adapter-only save and load in Hugging Face PEFT's on-disk format.
+//! - [`models`]: the toy width-n network, an MLP classifier and a BERT classifier.
+
+mod adapt;
+mod error;
+pub mod init;
+mod lora;
+pub mod models;
+mod params;
+pub mod peft;
+#[cfg(test)]
+mod test_util;
+
+pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
+pub use error::LoraError;
+pub use lora::{
+    LoraConfig, LoraEmbedding, LoraEmbeddingConfig, LoraInit, LoraLinear, LoraLinearConfig, LoraScaling, LowRank,
+};
+pub use params::{ParamInfo, format_param_table, param_counts, param_table};

@@ -1,0 +1,59 @@
+//! `LowRank`: the trainable pair `(A, B)` shared by linear and embedding adapters.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Tensor, module::linear};
+
+/// The update `s (x A) B` of a LoRA adapter.
+///
+/// `A` maps the layer's input space to rank `r`, `B` maps rank `r` to the output space; `s` is
+/// fixed by [`LoraConfig::scale`](crate::LoraConfig::scale). This crate keeps Burn's `x W`
+/// orientation (`A: [d_in, r]`, `B: [r, d_out]`); PEFT files hold the transposes, and
+/// [`peft`](crate::peft) converts.
+#[derive(Module, Debug)]
+pub struct LowRank {
+    /// `A`: `[d_in, r]` (for an embedding, `[vocab, r]`).
+    pub lora_a: Param<Tensor<2>>,
+    /// `B`: `[r, d_out]`.
+    pub lora_b: Param<Tensor<2>>,
+    /// Dropout on the adapter's input (linear adapters only).
+    pub dropout: Dropout,
+    /// The scale `s`.
+    pub scaling: f64,
+    /// Whether `s A B` is currently folded into the base weight.
+    pub merged: bool,
+}
+
+impl LowRank {
+    /// A trainable pair from initial values.
+    pub fn new(lora_a: Tensor<2>, lora_b: Tensor<2>, dropout: f64, scaling: f64) -> Self {
+        Self {
+            lora_a: Param::from_tensor(lora_a),
+            lora_b: Param::from_tensor(lora_b),
+            dropout: DropoutConfig::new(dropout).init(),
+            scaling,
+            merged: false,
+        }
+    }
+
+    /// The rank `r`.
+    pub fn rank(&self) -> usize {
+        self.lora_a.dims()[1]
+    }
+
+    /// `s (drop(x) A) B`, computed as two thin matmuls.
+    ///
+    /// # Shapes
+    /// `[..., d_in] -> [..., d_out]`
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let hidden = linear(self.dropout.forward(x), self.lora_a.val(), None);
+        linear(hidden, self.lora_b.val(), None).mul_scalar(self.scaling)
+    }
+
+    /// `s A B` as a dense `[d_in, d_out]` matrix, outside any autodiff graph.
+    pub fn delta(&self) -> Tensor<2> {
+        let a = self.lora_a.val().detach();
+        let b = self.lora_b.val().detach();
+        a.matmul(b).mul_scalar(self.scaling).set_require_grad(false)
+    }
+}
