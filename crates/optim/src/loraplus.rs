@@ -283,7 +283,7 @@ fn with_grad(grads: &GradientsParams, param: &ParamInfo, reduce: impl Fn(Tensor<
         4 => grads.get::<4>(param.id).map(|g| g.flatten(0, 3)),
         rank => unimplemented!("gradient clipping of rank-{rank} parameter {}", param.path),
     };
-    flat.map_or(0.0, |g| reduce(g).into_scalar().to_f64())
+    flat.map_or(0.0, |g| reduce(g).into_scalar::<f64>())
 }
 
 fn scale_grad(grads: &mut GradientsParams, param: &ParamInfo, scale: f64) {
@@ -298,5 +298,271 @@ fn scale_grad(grads: &mut GradientsParams, param: &ParamInfo, scale: f64) {
         3 => rescale::<3>(grads, param.id, scale),
         4 => rescale::<4>(grads, param.id, scale),
         rank => unimplemented!("gradient clipping of rank-{rank} parameter {}", param.path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::tensor::Device;
+    use loraplus_model::models::{Mlp, MlpConfig};
+    use loraplus_model::{AttachConfig, LoraConfig, attach, init};
+
+    /// A 3 -> 4 -> 2 MLP with a rank-2 adapter on its input layer, B made non-zero so that both
+    /// factors get gradients, and its head trainable.
+    fn adapted_mlp(device: &Device) -> Mlp {
+        let model = MlpConfig::new(3, vec![4], 2).init(&mut init::rng(0), device);
+        let config = AttachConfig::new(LoraConfig::new(2), vec!["input".into()]);
+        let mut model = attach(model, &config, &mut init::rng(1)).unwrap();
+        let adapter = model.input.adapter.as_mut().unwrap();
+        adapter.lora_b = Param::from_tensor(init::normal([2, 4], 0.5, &mut init::rng(2), device));
+        model
+    }
+
+    fn loss(model: &Mlp, seed: u64, device: &Device) -> Tensor<1> {
+        let x: Tensor<2> = init::normal([5, 3], 1.0, &mut init::rng(seed), device);
+        model.forward(x).tanh().sum()
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.into_data().convert::<f64>().try_to_vec().unwrap()
+    }
+
+    /// Every trainable tensor's values, by path.
+    fn snapshot(model: &Mlp, optim: &LoraPlus) -> Vec<(String, Vec<f64>)> {
+        optim
+            .assignments()
+            .iter()
+            .map(|(p, _)| (p.path.clone(), param_values(model, &p.path)))
+            .collect()
+    }
+
+    fn param_values(model: &Mlp, path: &str) -> Vec<f64> {
+        match path {
+            "input.adapter.lora_a" => values(model.input.adapter.as_ref().unwrap().lora_a.val()),
+            "input.adapter.lora_b" => values(model.input.adapter.as_ref().unwrap().lora_b.val()),
+            "head.weight" => values(model.head.weight.val()),
+            "head.bias" => values(model.head.bias.as_ref().unwrap().val()),
+            other => panic!("unexpected trainable parameter {other}"),
+        }
+    }
+
+    fn grad_values(model: &Mlp, grads: &GradientsParams, path: &str) -> Vec<f64> {
+        let adapter = model.input.adapter.as_ref().unwrap();
+        match path {
+            "input.adapter.lora_a" => values(grads.get::<2>(adapter.lora_a.id).unwrap()),
+            "input.adapter.lora_b" => values(grads.get::<2>(adapter.lora_b.id).unwrap()),
+            "head.weight" => values(grads.get::<2>(model.head.weight.id).unwrap()),
+            "head.bias" => values(grads.get::<1>(model.head.bias.as_ref().unwrap().id).unwrap()),
+            other => panic!("unexpected trainable parameter {other}"),
+        }
+    }
+
+    /// PyTorch's AdamW, written out in f64: moments, bias correction, decoupled decay.
+    struct HandAdamW {
+        m: Vec<f64>,
+        v: Vec<f64>,
+        t: i32,
+    }
+
+    impl HandAdamW {
+        fn new(n: usize) -> Self {
+            Self {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+                t: 0,
+            }
+        }
+
+        fn step(&mut self, p: &[f64], g: &[f64], lr: f64, wd: f64, c: &LoraPlusConfig) -> Vec<f64> {
+            self.t += 1;
+            let (b1, b2) = (c.beta_1, c.beta_2);
+            (0..p.len())
+                .map(|i| {
+                    self.m[i] = b1 * self.m[i] + (1.0 - b1) * g[i];
+                    self.v[i] = b2 * self.v[i] + (1.0 - b2) * g[i] * g[i];
+                    let m_hat = self.m[i] / (1.0 - b1.powi(self.t));
+                    let v_hat = self.v[i] / (1.0 - b2.powi(self.t));
+                    p[i] * (1.0 - lr * wd) - lr * m_hat / (v_hat.sqrt() + c.epsilon)
+                })
+                .collect()
+        }
+    }
+
+    /// Runs `steps` updates of the optimizer and of a hand-written AdamW on the same gradients,
+    /// and compares every trainable tensor after each update.
+    fn check_against_hand_adamw(config: LoraPlusConfig, steps: usize) {
+        let device = Device::flex().autodiff();
+        let mut model = adapted_mlp(&device);
+        let mut optim = config.init(&model, steps).unwrap();
+        let mut hand: Vec<HandAdamW> = optim
+            .assignments()
+            .iter()
+            .map(|(p, _)| HandAdamW::new(p.numel()))
+            .collect();
+        let w0 = values(model.input.base.weight.val());
+        for step in 0..steps {
+            let grads = GradientsParams::from_grads(loss(&model, 10 + step as u64, &device).backward(), &model);
+            let expected: Vec<Vec<f64>> = optim
+                .assignments()
+                .iter()
+                .zip(&mut hand)
+                .map(|((p, group), adam)| {
+                    // The reference's rates, written out rather than taken from `group_lr`.
+                    let base = match group {
+                        Group::A => config.lr,
+                        Group::B | Group::BNoDecay => config.lr * config.ratio,
+                        Group::Embedding => config.lr_embedding,
+                    };
+                    let lr = base * config.schedule.factor(step, steps);
+                    let wd = if *group == Group::BNoDecay {
+                        0.0
+                    } else {
+                        config.weight_decay
+                    };
+                    adam.step(
+                        &param_values(&model, &p.path),
+                        &grad_values(&model, &grads, &p.path),
+                        lr,
+                        wd,
+                        &config,
+                    )
+                })
+                .collect();
+            model = optim.step(model, grads);
+            for ((path, actual), expected) in snapshot(&model, &optim).into_iter().zip(expected) {
+                for (a, e) in actual.iter().zip(&expected) {
+                    assert!((a - e).abs() <= 1e-6, "step {step}, {path}: {a} vs hand-computed {e}");
+                }
+            }
+        }
+        assert_eq!(
+            values(model.input.base.weight.val()),
+            w0,
+            "the frozen base is bit-identical"
+        );
+    }
+
+    #[test]
+    fn steps_match_hand_computed_adamw_with_b_at_lr_times_ratio() {
+        let config = LoraPlusConfig::new(1e-2, 4.0).with_weight_decay(0.1).with_beta_2(0.99);
+        check_against_hand_adamw(config, 3);
+    }
+
+    #[test]
+    fn warmup_and_decay_scale_every_group() {
+        let config = LoraPlusConfig::new(5e-3, 16.0)
+            .with_weight_decay(0.05)
+            .with_schedule(Schedule::Linear { warmup_steps: 2 });
+        check_against_hand_adamw(config.clone(), 5);
+
+        let device = Device::flex().autodiff();
+        let model = adapted_mlp(&device);
+        let mut optim = config.init(&model, 5).unwrap();
+        let mut model = model;
+        for step in 0..5 {
+            let factor = config.schedule.factor(step, 5);
+            assert_eq!(optim.next_lr(Group::B), 5e-3 * 16.0 * factor, "step {step}");
+            let grads = GradientsParams::from_grads(loss(&model, step as u64, &device).backward(), &model);
+            let before = snapshot(&model, &optim);
+            model = optim.step(model, grads);
+            if factor == 0.0 {
+                assert_eq!(
+                    snapshot(&model, &optim),
+                    before,
+                    "a zero rate moves no group, B included"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn groups_follow_the_reference() {
+        let device = Device::flex().autodiff();
+        let optim = LoraPlusConfig::new(1e-3, 16.0).init(&adapted_mlp(&device), 10).unwrap();
+        let groups: Vec<(&str, Group)> = optim.assignments().iter().map(|(p, g)| (p.path.as_str(), *g)).collect();
+        assert_eq!(
+            groups,
+            vec![
+                ("input.adapter.lora_a", Group::A),
+                ("input.adapter.lora_b", Group::B),
+                ("head.weight", Group::A),
+                ("head.bias", Group::BNoDecay),
+            ]
+        );
+        let table = optim.group_table();
+        assert!(
+            table.contains("head.bias") && table.contains("B (no decay)") && table.contains("1.600e-2"),
+            "{table}"
+        );
+        assert!(optim.group_summary().contains("group B "), "{}", optim.group_summary());
+    }
+
+    #[test]
+    fn ratio_one_is_plain_lora() {
+        let config = LoraPlusConfig::new(3e-4, 1.0);
+        assert_eq!(config.group_lr(Group::B), config.group_lr(Group::A));
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let device = Device::flex().autodiff();
+        let model = adapted_mlp(&device);
+        let cases = [
+            (LoraPlusConfig::new(0.0, 16.0), "invalid `lr` = 0"),
+            (LoraPlusConfig::new(-1e-3, 16.0), "invalid `lr` = -0.001"),
+            (LoraPlusConfig::new(1e-3, 0.0), "invalid `ratio` = 0"),
+            (LoraPlusConfig::new(1e-3, f64::NAN), "invalid `ratio` = NaN"),
+            (
+                LoraPlusConfig::new(1e-3, 16.0).with_beta_2(1.0),
+                "invalid `beta_2` = 1: must be a number in [0, 1)",
+            ),
+            (
+                LoraPlusConfig::new(1e-3, 16.0).with_weight_decay(-0.1),
+                "invalid `weight_decay` = -0.1",
+            ),
+        ];
+        for (config, message) in cases {
+            let err = config.init(&model, 10).err().expect("rejected").to_string();
+            assert!(err.contains(message), "{err} should contain {message}");
+        }
+        let warmup = LoraPlusConfig::new(1e-3, 2.0).with_schedule(Schedule::Linear { warmup_steps: 20 });
+        assert!(
+            warmup
+                .init(&model, 10)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("warmup_steps (20) exceeds")
+        );
+        let frozen = MlpConfig::new(3, vec![4], 2).init(&mut init::rng(0), &device).no_grad();
+        assert!(matches!(
+            LoraPlusConfig::new(1e-3, 2.0).init(&frozen, 10),
+            Err(OptimError::NoTrainableParams)
+        ));
+    }
+
+    #[test]
+    fn global_norm_clipping_scales_to_the_bound() {
+        let device = Device::flex().autodiff();
+        let model = adapted_mlp(&device);
+        let optim = LoraPlusConfig::new(1e-2, 2.0)
+            .with_max_grad_norm(Some(1e-3))
+            .init(&model, 4)
+            .unwrap();
+        let mut grads = GradientsParams::from_grads(loss(&model, 3, &device).backward(), &model);
+        let norm = |grads: &GradientsParams| {
+            optim
+                .assignments()
+                .iter()
+                .map(|(p, _)| with_grad(grads, p, |g| g.square().sum()))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let before = norm(&grads);
+        assert!(before > 1e-2, "the test needs a gradient above the bound, got {before}");
+        optim.clip_global_norm(&mut grads, 1e-3);
+        assert!((norm(&grads) - 1e-3).abs() < 1e-8, "clipped norm {}", norm(&grads));
     }
 }
