@@ -205,7 +205,7 @@ impl BertConfig {
     /// If `num_attention_heads` does not divide `hidden_size`.
     pub fn head_dim(&self) -> usize {
         assert!(
-            self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,
+            self.num_attention_heads > 0 && self.hidden_size.is_multiple_of(self.num_attention_heads),
             "hidden_size {} is not a multiple of num_attention_heads {}",
             self.hidden_size,
             self.num_attention_heads
