@@ -31,7 +31,8 @@ impl Group {
         if !param.trainable {
             return None;
         }
-        let is_lora_b = param.name() == "lora_b";
+        // `lora_b` here; `b` inside Burn's own `LoraAdapter` (from `Module::apply_lora`).
+        let is_lora_b = param.name() == "lora_b" || (param.name() == "b" && param.is_inside("LoraAdapter"));
         let group = if param.is_inside("LoraEmbedding") && param.is_inside("LowRank") {
             Group::Embedding
         } else if is_lora_b || param.shape.len() == 1 {

@@ -1,0 +1,141 @@
+//! One training step of a BERT classifier at all-MiniLM-L6-v2 size (6 layers, hidden 384,
+//! 12 heads, ffn 1536, vocab 30522; batch 32 x seq 64), timed side by side in one run:
+//!
+//! - `lora+`: this project's adapters on query/value (r = 8), `x A B` path, LoRA+ AdamW;
+//! - `full`: every parameter trainable, AdamW;
+//! - `burn apply_lora`: Burn's own LoRA on the same weights, which forms `W0 + s A B` in the graph;
+//!
+//! on Burn's flex and ndarray CPU backends. Variants run round-robin so that machine noise hits
+//! them alike; each figure is the median over the timed rounds.
+//!
+//! ```text
+//! cargo bench -p loraplus-optim --bench train_step [-- --rounds 5]
+//! ```
+
+use std::time::Instant;
+
+use burn::module::{Lora, Module, ParamGroup};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use loraplus_model::models::{BertClassifier, BertClassifierConfig, BertConfig};
+use loraplus_model::{AttachConfig, LoraConfig, attach, init, param_counts, param_table};
+use loraplus_optim::{LoraPlus, LoraPlusConfig};
+use rand::Rng;
+
+const BATCH: usize = 32;
+const SEQ: usize = 64;
+
+struct Batch {
+    ids: Tensor<2, Int>,
+    mask: Tensor<2, Int>,
+    labels: Tensor<1, Int>,
+}
+
+struct Variant {
+    name: &'static str,
+    model: Option<BertClassifier>,
+    optim: LoraPlus,
+    millis: Vec<f64>,
+}
+
+fn main() {
+    let rounds = std::env::args()
+        .skip_while(|a| a != "--rounds")
+        .nth(1)
+        .map(|r| r.parse().expect("--rounds takes a number"))
+        .unwrap_or(5);
+    println!("train step, BERT 6x384 (MiniLM size), batch {BATCH} x seq {SEQ}, median of {rounds} rounds\n");
+    println!(
+        "{:<8} {:<16} {:>10} {:>10} {:>12} {:>10}",
+        "backend", "variant", "ms/step", "samples/s", "trainable", "vs full"
+    );
+    #[allow(deprecated)] // ndarray is deprecated upstream, but the comparison is the point.
+    let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
+    for (backend, device) in backends {
+        let device = device.autodiff();
+        let batch = random_batch(&device);
+        let mut variants = variants(&device);
+        for round in 0..=rounds {
+            for variant in &mut variants {
+                let started = Instant::now();
+                let model = variant.model.take().unwrap();
+                variant.model = Some(train_step(model, &mut variant.optim, &batch));
+                device.sync().unwrap();
+                // Round 0 warms caches and allocators; it is not counted.
+                if round > 0 {
+                    variant.millis.push(started.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        let full = median(&variants.iter().find(|v| v.name == "full").unwrap().millis);
+        for v in &variants {
+            let ms = median(&v.millis);
+            let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
+            let samples = BATCH as f64 / (ms / 1e3);
+            println!(
+                "{backend:<8} {:<16} {ms:>10.1} {samples:>10.1} {trainable:>12} {:>9.2}x",
+                v.name,
+                ms / full
+            );
+        }
+    }
+}
+
+fn variants(device: &Device) -> Vec<Variant> {
+    let bert = BertConfig::new(30522, 384, 6, 12, 1536);
+    let base = BertClassifierConfig::new(bert, 2).init(&mut init::rng(0), device);
+    let total_steps = 1000;
+
+    let lora = AttachConfig::new(
+        LoraConfig::new(8).with_alpha(16.0),
+        vec!["query".into(), "value".into()],
+    );
+    let lora_plus = attach(base.clone(), &lora, &mut init::rng(1)).unwrap();
+
+    let query_value = ParamGroup::from_regex(r"(query|value)\.base\.weight$").unwrap();
+    let burn_lora = base
+        .clone()
+        .apply_lora(Lora::new(8, 16.0).set_param_group(query_value))
+        .unfreeze_group(ParamGroup::from_predicate("classifier"));
+
+    let optim = |model: &BertClassifier, lr, ratio| LoraPlusConfig::new(lr, ratio).init(model, total_steps).unwrap();
+    let variant = |name, model: BertClassifier, optim: LoraPlus| Variant {
+        name,
+        model: Some(model),
+        optim,
+        millis: Vec::new(),
+    };
+    vec![
+        variant("lora+", lora_plus.clone(), optim(&lora_plus, 1e-4, 16.0)),
+        variant("full", base.clone(), optim(&base, 2e-5, 1.0)),
+        variant("burn apply_lora", burn_lora.clone(), optim(&burn_lora, 1e-4, 16.0)),
+    ]
+}
+
+fn train_step(model: BertClassifier, optim: &mut LoraPlus, batch: &Batch) -> BertClassifier {
+    let device = batch.ids.device();
+    let logits = model.forward(batch.ids.clone(), batch.mask.clone(), None);
+    let loss = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits, batch.labels.clone());
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    optim.step(model, grads)
+}
+
+fn random_batch(device: &Device) -> Batch {
+    let mut rng = init::rng(7);
+    let ids: Vec<i64> = (0..BATCH * SEQ).map(|_| rng.random_range(0..30522)).collect();
+    let labels: Vec<i64> = (0..BATCH).map(|_| rng.random_range(0..2)).collect();
+    Batch {
+        ids: Tensor::from_data(TensorData::new(ids, [BATCH, SEQ]), device),
+        mask: Tensor::ones([BATCH, SEQ], device),
+        labels: Tensor::from_data(TensorData::new(labels, [BATCH]), device),
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
