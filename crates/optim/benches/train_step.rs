@@ -36,7 +36,8 @@ struct Variant {
     name: &'static str,
     model: Option<BertClassifier>,
     optim: LoraPlus,
-    millis: Vec<f64>,
+    /// Per timed round: `[forward, backward, optimizer]` milliseconds.
+    millis: Vec<[f64; 3]>,
 }
 
 fn main() {
@@ -47,8 +48,8 @@ fn main() {
         .unwrap_or(5);
     println!("train step, BERT 6x384 (MiniLM size), batch {BATCH} x seq {SEQ}, median of {rounds} rounds\n");
     println!(
-        "{:<8} {:<16} {:>10} {:>10} {:>12} {:>10}",
-        "backend", "variant", "ms/step", "samples/s", "trainable", "vs full"
+        "{:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
+        "backend", "variant", "ms/step", "forward", "backward", "optim", "samples/s", "trainable", "vs full"
     );
     #[allow(deprecated)] // ndarray is deprecated upstream, but the comparison is the point.
     let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
@@ -58,24 +59,28 @@ fn main() {
         let mut variants = variants(&device);
         for round in 0..=rounds {
             for variant in &mut variants {
-                let started = Instant::now();
                 let model = variant.model.take().unwrap();
-                variant.model = Some(train_step(model, &mut variant.optim, &batch));
-                device.sync().unwrap();
+                let (model, phases) = train_step(model, &mut variant.optim, &batch);
+                variant.model = Some(model);
                 // Round 0 warms caches and allocators; it is not counted.
                 if round > 0 {
-                    variant.millis.push(started.elapsed().as_secs_f64() * 1e3);
+                    variant.millis.push(phases);
                 }
             }
         }
-        let full = median(&variants.iter().find(|v| v.name == "full").unwrap().millis);
+        let phase = |v: &Variant, i: usize| median(&v.millis.iter().map(|p| p[i]).collect::<Vec<f64>>());
+        let total = |v: &Variant| median(&v.millis.iter().map(|p| p.iter().sum()).collect::<Vec<f64>>());
+        let full = total(variants.iter().find(|v| v.name == "full").unwrap());
         for v in &variants {
-            let ms = median(&v.millis);
+            let ms = total(v);
             let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
             let samples = BATCH as f64 / (ms / 1e3);
             println!(
-                "{backend:<8} {:<16} {ms:>10.1} {samples:>10.1} {trainable:>12} {:>9.2}x",
+                "{backend:<8} {:<16} {ms:>9.1} {:>9.1} {:>9.1} {:>9.1} {samples:>10.1} {trainable:>10} {:>7.2}x",
                 v.name,
+                phase(v, 0),
+                phase(v, 1),
+                phase(v, 2),
                 ms / full
             );
         }
@@ -113,14 +118,26 @@ fn variants(device: &Device) -> Vec<Variant> {
     ]
 }
 
-fn train_step(model: BertClassifier, optim: &mut LoraPlus, batch: &Batch) -> BertClassifier {
+/// One step, with the milliseconds of its forward, backward and optimizer phases (the device is
+/// synchronised after each, so no work leaks into the next phase's time).
+fn train_step(model: BertClassifier, optim: &mut LoraPlus, batch: &Batch) -> (BertClassifier, [f64; 3]) {
     let device = batch.ids.device();
+    let mut clock = Instant::now();
+    let mut lap = || {
+        device.sync().unwrap();
+        let ms = clock.elapsed().as_secs_f64() * 1e3;
+        clock = Instant::now();
+        ms
+    };
     let logits = model.forward(batch.ids.clone(), batch.mask.clone(), None);
     let loss = CrossEntropyLossConfig::new()
         .init(&device)
         .forward(logits, batch.labels.clone());
+    let forward = lap();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    optim.step(model, grads)
+    let backward = lap();
+    let model = optim.step(model, grads);
+    (model, [forward, backward, lap()])
 }
 
 fn random_batch(device: &Device) -> Batch {
