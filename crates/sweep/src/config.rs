@@ -1,0 +1,599 @@
+//! The sweep config: a TOML file declaring models, tasks, the (eta_A, lambda) grid, seeds and
+//! training settings. Parsing is strict (unknown keys and wrong types are errors with a line
+//! number) and every value is checked before anything runs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::TaskKind;
+use crate::zoo::ModelKind;
+
+/// A whole sweep, as written in its TOML file.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// A name for the sweep, used in reports.
+    pub name: String,
+    /// Seeds; each grid cell runs once per seed. Default: `[0]`.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// The metric that ranks trials. Default: test accuracy, as the LoRA+ paper does.
+    #[serde(default)]
+    pub metric: Metric,
+    /// How many best cells per (model, task) pair enter the ratio distribution. Default: 4.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// The compute device. Default: `cpu`.
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// The learning-rate grid.
+    pub grid: GridConfig,
+    /// Training settings; numeric keys may be lists.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Adapter settings; numeric keys may be lists.
+    #[serde(default)]
+    pub lora: LoraSection,
+    /// The tasks (datasets).
+    #[serde(rename = "task")]
+    pub tasks: Vec<TaskConfig>,
+    /// The models.
+    #[serde(rename = "model")]
+    pub models: Vec<ModelConfig>,
+    /// Which (model, task) pairs to run. Default: every model on every downstream task its input
+    /// fits (tasks used only for pretraining are left out).
+    #[serde(default)]
+    pub pairs: Option<Vec<(String, String)>>,
+}
+
+/// Which accuracy ranks trials.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Final test accuracy (the LoRA+ paper's protocol).
+    #[default]
+    TestAccuracy,
+    /// Final validation accuracy.
+    ValAccuracy,
+}
+
+/// Where tensors live.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// The default CPU backend (Burn's flex, measured fastest; see the README).
+    #[default]
+    Cpu,
+    /// Burn's ndarray CPU backend.
+    Ndarray,
+}
+
+/// The (eta_A, lambda) grid.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// Rates of the A group: a list, or `{ from, to, points }` log-spaced.
+    pub eta_a: Axis,
+    /// Ratios `lambda = eta_B / eta_A`: a list or a log-spaced range. 1 (plain LoRA) is always
+    /// added if missing.
+    pub ratio: Axis,
+    /// Also run the frozen-base baseline (only the head trains) at every eta_A. Default: true.
+    #[serde(default = "default_true")]
+    pub baseline: bool,
+}
+
+/// One grid axis.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum Axis {
+    /// Explicit values.
+    List(Vec<f64>),
+    /// `points` values from `from` to `to`, evenly spaced in log scale.
+    LogRange { from: f64, to: f64, points: usize },
+}
+
+/// A value that is either one number or a list of them; a list makes the key a grid axis.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum Values<T> {
+    /// One value.
+    One(T),
+    /// A grid axis.
+    Many(Vec<T>),
+}
+
+/// How the task is trained. Every numeric key may be a list.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Optimizer updates per trial (exclusive with `epochs`).
+    pub steps: Option<Values<usize>>,
+    /// Passes over the train split (exclusive with `steps`).
+    pub epochs: Option<Values<usize>>,
+    /// Examples per update. Default: 32.
+    pub batch_size: Values<usize>,
+    /// Evaluate every this many steps. Default: 50.
+    pub eval_interval: Values<usize>,
+    /// Rate schedule: `constant`, `linear` or `cosine`. Default: `linear` (Trainer's).
+    pub schedule: ScheduleKind,
+    /// Steps of linear warmup. Default: 0.
+    pub warmup_steps: Values<usize>,
+    /// Decoupled weight decay. Default: 0.
+    pub weight_decay: Values<f64>,
+    /// Rate of embedding adapters. Default: 1e-6.
+    pub lr_embedding: Values<f64>,
+    /// Adam beta_1. Default: 0.9.
+    pub beta_1: Values<f64>,
+    /// Adam beta_2. Default: 0.999.
+    pub beta_2: Values<f64>,
+    /// Adam epsilon. Default: 1e-8.
+    pub epsilon: Values<f64>,
+    /// Global gradient-norm clip; absent means none. Default: none.
+    pub max_grad_norm: Option<Values<f64>>,
+    /// A trial diverges when its loss is not finite or exceeds this multiple of its first loss.
+    /// Default: 100.
+    pub diverge_factor: Values<f64>,
+}
+
+/// Settings of the Hugging Face-style schedules.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Constant after warmup.
+    Constant,
+    /// Linear decay to 0 after warmup.
+    Linear,
+    /// Cosine decay to 0 after warmup.
+    Cosine,
+}
+
+/// Adapter settings shared by every model. Every numeric key may be a list.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraSection {
+    /// Rank r. Default: 8.
+    pub rank: Values<usize>,
+    /// Scaling numerator. Default: 16.
+    pub alpha: Values<f64>,
+    /// Adapter-input dropout. Default: 0.
+    pub dropout: Values<f64>,
+    /// `alpha / sqrt(r)` scaling. Default: false.
+    pub rslora: bool,
+    /// `peft`, `gaussian` or `reverse`. Default: `peft`.
+    pub init: InitKind,
+    /// Whether the task head trains with the adapters. Default: true.
+    pub train_head: bool,
+}
+
+/// Adapter initialisations (see `loraplus_model::LoraInit`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// PEFT's default: A Kaiming-uniform, B = 0.
+    Peft,
+    /// A ~ N(0, (1/r)^2), B = 0.
+    Gaussian,
+    /// A = 0, B random.
+    Reverse,
+}
+
+/// A task: a name and how its data is made.
+///
+/// (Unknown keys are rejected by the `kind`'s own struct: serde cannot combine
+/// `deny_unknown_fields` with `flatten` on this one.)
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskConfig {
+    /// Name used in reports and `pairs`.
+    pub name: String,
+    /// The data.
+    #[serde(flatten)]
+    pub kind: TaskKind,
+}
+
+/// A model: a name, its architecture, its targets and how its base is pretrained.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Name used in reports and `pairs`.
+    pub name: String,
+    /// The architecture.
+    #[serde(flatten)]
+    pub kind: ModelKind,
+    /// Layers that get adapters. Default: the architecture's usual targets.
+    #[serde(default)]
+    pub targets: Option<Vec<String>>,
+    /// How the base is pretrained before any trial.
+    pub pretrain: PretrainConfig,
+}
+
+/// Pretraining of a model's base on a task that is not a downstream task.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// The pretraining task's name.
+    pub task: String,
+    /// Updates. Default: 1000.
+    #[serde(default = "default_pretrain_steps")]
+    pub steps: usize,
+    /// AdamW rate. Default: 1e-3.
+    #[serde(default = "default_pretrain_lr")]
+    pub lr: f64,
+    /// Examples per update. Default: 64.
+    #[serde(default = "default_pretrain_batch")]
+    pub batch_size: usize,
+    /// Init and data-order seed. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Everything wrong with a config, named by file, key and (where known) line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{line}: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// The line of the offending key, where known.
+    pub line: Option<usize>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn default_top_k() -> usize {
+    4
+}
+fn default_true() -> bool {
+    true
+}
+fn default_pretrain_steps() -> usize {
+    1000
+}
+fn default_pretrain_lr() -> f64 {
+    1e-3
+}
+fn default_pretrain_batch() -> usize {
+    64
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: None,
+            epochs: None,
+            batch_size: Values::One(32),
+            eval_interval: Values::One(50),
+            schedule: ScheduleKind::Linear,
+            warmup_steps: Values::One(0),
+            weight_decay: Values::One(0.0),
+            lr_embedding: Values::One(1e-6),
+            beta_1: Values::One(0.9),
+            beta_2: Values::One(0.999),
+            epsilon: Values::One(1e-8),
+            max_grad_norm: None,
+            diverge_factor: Values::One(100.0),
+        }
+    }
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self {
+            rank: Values::One(8),
+            alpha: Values::One(16.0),
+            dropout: Values::One(0.0),
+            rslora: false,
+            init: InitKind::Peft,
+            train_head: true,
+        }
+    }
+}
+
+impl<T: Copy> Values<T> {
+    /// All values, in order.
+    pub fn all(&self) -> Vec<T> {
+        match self {
+            Values::One(v) => vec![*v],
+            Values::Many(vs) => vs.clone(),
+        }
+    }
+
+    /// The value of a resolved (single-valued) key.
+    ///
+    /// # Panics
+    /// If the key is still a list; grid expansion resolves every list first.
+    pub fn get(&self) -> T {
+        match self {
+            Values::One(v) => *v,
+            Values::Many(_) => panic!("a grid axis was not expanded"),
+        }
+    }
+}
+
+impl Axis {
+    /// The axis values, in order.
+    pub fn values(&self) -> Vec<f64> {
+        match *self {
+            Axis::List(ref values) => values.clone(),
+            Axis::LogRange { from, to, points } => {
+                if points == 1 {
+                    return vec![from];
+                }
+                let (lo, hi) = (from.ln(), to.ln());
+                (0..points)
+                    .map(|i| (lo + (hi - lo) * i as f64 / (points - 1) as f64).exp())
+                    .collect()
+            }
+        }
+    }
+}
+
+impl SweepConfig {
+    /// Reads, parses and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.into(),
+            line: None,
+            message: format!("cannot read the config: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config `text` (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: SweepConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| text[..span.start].lines().count().max(1));
+            ConfigError {
+                file: path.into(),
+                line,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: path.into(),
+            line: line_of(text, &key),
+            message: format!("`{key}`: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks every value; on failure returns the key and what is allowed.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_string(), message));
+        if self.seeds.is_empty() {
+            return fail("seeds", "the list is empty; give at least one seed".into());
+        }
+        if self.top_k == 0 {
+            return fail("top_k", "must be at least 1".into());
+        }
+        for (key, axis) in [("eta_a", &self.grid.eta_a), ("ratio", &self.grid.ratio)] {
+            if let Axis::LogRange { from, to, points } = *axis {
+                if points == 0 {
+                    return fail(key, "`points` must be at least 1".into());
+                }
+                if !(from > 0.0 && to > 0.0 && from.is_finite() && to.is_finite()) {
+                    return fail(
+                        key,
+                        format!("a log range needs finite `from` and `to` > 0, got {from} and {to}"),
+                    );
+                }
+            }
+            let values = axis.values();
+            if values.is_empty() {
+                return fail(key, "the grid is empty; give at least one value".into());
+            }
+            if let Some(bad) = values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return fail(
+                    key,
+                    format!("{bad} is not allowed; every value must be a finite number > 0"),
+                );
+            }
+        }
+        self.train.validate()?;
+        self.lora.validate()?;
+
+        let mut names = BTreeSet::new();
+        for task in &self.tasks {
+            if !names.insert(&task.name) {
+                return fail("task.name", format!("task `{}` is defined twice", task.name));
+            }
+            task.kind
+                .validate()
+                .map_err(|(key, msg)| (format!("task.{key}"), format!("task `{}`: {msg}", task.name)))?;
+        }
+        if self.tasks.is_empty() {
+            return fail("task", "no [[task]] is defined".into());
+        }
+        let mut model_names = BTreeSet::new();
+        for model in &self.models {
+            if !model_names.insert(&model.name) {
+                return fail("model.name", format!("model `{}` is defined twice", model.name));
+            }
+            model
+                .kind
+                .validate()
+                .map_err(|(key, msg)| (format!("model.{key}"), format!("model `{}`: {msg}", model.name)))?;
+            let pretrain = &model.pretrain;
+            let Some(task) = self.task(&pretrain.task) else {
+                return fail(
+                    "pretrain",
+                    format!("model `{}` pretrains on unknown task `{}`", model.name, pretrain.task),
+                );
+            };
+            if let Err(why) = model.kind.accepts(&task.kind) {
+                return fail(
+                    "pretrain",
+                    format!("model `{}` cannot pretrain on `{}`: {why}", model.name, task.name),
+                );
+            }
+            if pretrain.steps == 0 || pretrain.batch_size == 0 || !(pretrain.lr.is_finite() && pretrain.lr > 0.0) {
+                return fail(
+                    "pretrain",
+                    format!(
+                        "model `{}`: pretraining needs steps >= 1, batch_size >= 1 and lr > 0",
+                        model.name
+                    ),
+                );
+            }
+        }
+        if self.models.is_empty() {
+            return fail("model", "no [[model]] is defined".into());
+        }
+        if let Some(pairs) = &self.pairs {
+            if pairs.is_empty() {
+                return fail(
+                    "pairs",
+                    "the list is empty; remove it to run every compatible pair".into(),
+                );
+            }
+            for (model, task) in pairs {
+                let (Some(m), Some(t)) = (self.model(model), self.task(task)) else {
+                    return fail(
+                        "pairs",
+                        format!("[\"{model}\", \"{task}\"] names an unknown model or task"),
+                    );
+                };
+                if let Err(why) = m.kind.accepts(&t.kind) {
+                    return fail("pairs", format!("model `{model}` cannot take task `{task}`: {why}"));
+                }
+            }
+        }
+        if self.pairs().is_empty() {
+            return fail(
+                "pairs",
+                "no (model, task) pair: no model accepts any downstream task".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The task named `name`.
+    pub fn task(&self, name: &str) -> Option<&TaskConfig> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// The model named `name`.
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The (model, task) pairs to run, in config order.
+    pub fn pairs(&self) -> Vec<(&ModelConfig, &TaskConfig)> {
+        match &self.pairs {
+            Some(pairs) => pairs
+                .iter()
+                .filter_map(|(m, t)| Some((self.model(m)?, self.task(t)?)))
+                .collect(),
+            None => {
+                let pretraining: BTreeSet<&str> = self.models.iter().map(|m| m.pretrain.task.as_str()).collect();
+                let downstream = self.tasks.iter().filter(|t| !pretraining.contains(t.name.as_str()));
+                let downstream: Vec<&TaskConfig> = downstream.collect();
+                self.models
+                    .iter()
+                    .flat_map(|m| {
+                        downstream
+                            .iter()
+                            .filter(|t| m.kind.accepts(&t.kind).is_ok())
+                            .map(move |t| (m, *t))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, message: String| Err((key.to_string(), message));
+        match (&self.steps, &self.epochs) {
+            (None, None) => return fail("steps", "give either `steps` or `epochs`".into()),
+            (Some(_), Some(_)) => return fail("epochs", "give either `steps` or `epochs`, not both".into()),
+            _ => {}
+        }
+        let counts = [
+            ("steps", self.steps.clone()),
+            ("epochs", self.epochs.clone()),
+            ("batch_size", Some(self.batch_size.clone())),
+            ("eval_interval", Some(self.eval_interval.clone())),
+        ];
+        for (key, values) in counts {
+            if let Some(values) = values {
+                check_list(key, &values)?;
+                if values.all().contains(&0) {
+                    return fail(key, "must be at least 1".into());
+                }
+            }
+        }
+        check_list("warmup_steps", &self.warmup_steps)?;
+        let reals = [
+            ("weight_decay", Some(&self.weight_decay), 0.0, f64::INFINITY, true),
+            ("lr_embedding", Some(&self.lr_embedding), 0.0, f64::INFINITY, false),
+            ("beta_1", Some(&self.beta_1), 0.0, 1.0, true),
+            ("beta_2", Some(&self.beta_2), 0.0, 1.0, true),
+            ("epsilon", Some(&self.epsilon), 0.0, f64::INFINITY, false),
+            ("max_grad_norm", self.max_grad_norm.as_ref(), 0.0, f64::INFINITY, false),
+            ("diverge_factor", Some(&self.diverge_factor), 1.0, f64::INFINITY, false),
+        ];
+        for (key, values, low, high, low_inclusive) in reals {
+            let Some(values) = values else { continue };
+            check_list(key, values)?;
+            for v in values.all() {
+                let above = if low_inclusive { v >= low } else { v > low };
+                if !(v.is_finite() && above && v < high) {
+                    let bound = if low_inclusive { ">=" } else { ">" };
+                    let upper = if high.is_finite() {
+                        format!(" and < {high}")
+                    } else {
+                        String::new()
+                    };
+                    return fail(key, format!("{v} is not allowed; must be {bound} {low}{upper}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LoraSection {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check_list("rank", &self.rank)?;
+        if self.rank.all().contains(&0) {
+            return Err(("rank".into(), "must be at least 1".into()));
+        }
+        check_list("alpha", &self.alpha)?;
+        if let Some(bad) = self.alpha.all().into_iter().find(|a| !(a.is_finite() && *a > 0.0)) {
+            return Err(("alpha".into(), format!("{bad} is not allowed; must be > 0")));
+        }
+        check_list("dropout", &self.dropout)?;
+        if let Some(bad) = self.dropout.all().into_iter().find(|p| !(0.0..1.0).contains(p)) {
+            return Err(("dropout".into(), format!("{bad} is not allowed; must be in [0, 1)")));
+        }
+        Ok(())
+    }
+}
+
+fn check_list<T>(key: &str, values: &Values<T>) -> Result<(), (String, String)> {
+    match values {
+        Values::Many(list) if list.is_empty() => Err((
+            key.to_string(),
+            "the list is empty; give one value or a non-empty list".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The 1-based line where `key` (the last dotted part) is first assigned, if any.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let key = key.rsplit('.').next().unwrap_or(key);
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || line.trim() == format!("[{key}]")
+                || line.trim() == format!("[[{key}]]")
+        })
+        .map(|i| i + 1)
+}

@@ -1,0 +1,17 @@
+//! `loraplus`: learning-rate ratio sweeps for LoRA and LoRA+.
+//!
+//! A TOML [`config`] declares models, tasks and the (eta_A, lambda) grid; [`grid`] expands it
+//! into trials with stable ids; [`runner`] trains them ([`trial`], [`train`]) in parallel into a
+//! [`store`] of atomic JSON records; [`report`] and [`plots`] turn the records into CSV tables
+//! and PNG figures.
+
+pub mod config;
+pub mod data;
+pub mod grid;
+pub mod plots;
+pub mod report;
+pub mod runner;
+pub mod store;
+pub mod train;
+pub mod trial;
+pub mod zoo;

@@ -1,0 +1,180 @@
+//! The `loraplus` command line: parse -> validate -> run -> report.
+//!
+//! Exit codes: 0 success, 1 any error (bad config, unreadable results, failed run), 2 bad
+//! command-line usage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use loraplus::config::{Metric, SweepConfig};
+use loraplus::grid::{self, Method};
+use loraplus::report::{self, ReportSettings};
+use loraplus::runner;
+use loraplus::store::Store;
+
+/// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
+#[derive(Parser)]
+#[command(version = loraplus::trial::CODE_VERSION, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the trials a config expands to, without running anything.
+    Plan {
+        /// The sweep config (TOML).
+        config: PathBuf,
+        /// List every trial, not only the counts.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Run a sweep (resuming: finished trials are skipped), then write its reports.
+    Sweep {
+        /// The sweep config (TOML).
+        config: PathBuf,
+        /// Output directory. Default: results/<config file stem>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Trials run at a time. Default: the number of CPU cores.
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Rebuild the CSV tables, plots and summary of a sweep directory from its trial records.
+    Report {
+        /// A sweep's output directory.
+        dir: PathBuf,
+        /// Rank by this metric instead of the sweep's own.
+        #[arg(long, value_enum)]
+        metric: Option<MetricArg>,
+        /// Cells per pair in the ratio distribution, instead of the sweep's own.
+        #[arg(long)]
+        top_k: Option<usize>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MetricArg {
+    TestAccuracy,
+    ValAccuracy,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Plan { config, list } => plan(&config, list),
+        Command::Sweep { config, out, jobs } => {
+            let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+            let parsed = SweepConfig::parse(&text, &config)?;
+            let out = out.unwrap_or_else(|| default_out(&config));
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+            let summary = runner::sweep(&parsed, &text, &out, jobs)?;
+            print!("{summary}");
+            println!("\nreports in {}", out.display());
+            Ok(())
+        }
+        Command::Report { dir, metric, top_k } => {
+            let store = Store::existing(&dir)?;
+            let path = dir.join("sweep.json");
+            let mut settings: ReportSettings = match std::fs::read(&path) {
+                Ok(bytes) => {
+                    serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?
+                }
+                Err(_) => ReportSettings {
+                    name: dir.display().to_string(),
+                    metric: Metric::TestAccuracy,
+                    top_k: 4,
+                },
+            };
+            if let Some(metric) = metric {
+                settings.metric = match metric {
+                    MetricArg::TestAccuracy => Metric::TestAccuracy,
+                    MetricArg::ValAccuracy => Metric::ValAccuracy,
+                };
+            }
+            if let Some(top_k) = top_k {
+                anyhow::ensure!(top_k >= 1, "--top-k must be at least 1");
+                settings.top_k = top_k;
+            }
+            print!("{}", report::write_reports(&store, &settings)?);
+            Ok(())
+        }
+    }
+}
+
+fn default_out(config: &Path) -> PathBuf {
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
+    PathBuf::from("results").join(stem)
+}
+
+fn plan(path: &Path, list: bool) -> Result<()> {
+    let config = SweepConfig::load(path)?;
+    let trials = grid::expand(&config);
+    println!("{}: {} trials", config.name, trials.len());
+    println!("  eta_A:  {:?}", config.grid.eta_a.values());
+    let mut ratios = config.grid.ratio.values();
+    if !ratios.contains(&1.0) {
+        ratios.insert(0, 1.0);
+    }
+    println!("  ratio:  {ratios:?} (1 = plain LoRA)");
+    println!("  seeds:  {:?}", config.seeds);
+    let axes = grid::axes(&config);
+    if !axes.is_empty() {
+        println!("  other axes: {}", axes.join(", "));
+    }
+    for (model, task) in config.pairs() {
+        let of_pair = |method| {
+            trials
+                .iter()
+                .filter(|t| t.model.name == model.name && t.task.name == task.name && t.method == method)
+                .count()
+        };
+        let steps = trials
+            .iter()
+            .find(|t| t.model.name == model.name && t.task.name == task.name)
+            .map(|t| t.steps());
+        println!(
+            "  {}/{}: {} adapter trials + {} head-only baselines, {} steps each, base pretrained on `{}`",
+            model.name,
+            task.name,
+            of_pair(Method::Lora),
+            of_pair(Method::HeadOnly),
+            steps.unwrap_or(0),
+            model.pretrain.task
+        );
+    }
+    if list {
+        println!(
+            "\n{:<16} {:<12} {:<14} {:<9} {:>4} {:>10} {:>7}",
+            "trial_id", "model", "task", "method", "seed", "eta_a", "ratio"
+        );
+        for t in &trials {
+            let method = if t.method == Method::Lora { "lora" } else { "head_only" };
+            println!(
+                "{:<16} {:<12} {:<14} {:<9} {:>4} {:>10.3e} {:>7}",
+                t.id(),
+                t.model.name,
+                t.task.name,
+                method,
+                t.seed,
+                t.eta_a,
+                t.ratio
+            );
+        }
+    }
+    Ok(())
+}

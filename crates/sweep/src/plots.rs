@@ -1,0 +1,419 @@
+//! PNG figures. Text is drawn with an embedded DejaVu Sans, so plots need no system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::config::Metric;
+use crate::report::{Distribution, Pair, speedup};
+use crate::train::Status;
+
+const FONT: &str = "sans-serif";
+
+fn register_embedded_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        if register_font(FONT, FontStyle::Normal, bytes).is_err() {
+            panic!("the embedded DejaVu Sans font is not a valid font");
+        }
+    });
+}
+
+fn metric_name(metric: Metric) -> &'static str {
+    match metric {
+        Metric::TestAccuracy => "test accuracy",
+        Metric::ValAccuracy => "val accuracy",
+    }
+}
+
+fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
+    move |e| anyhow!("cannot draw {}: {e:?}", path.display())
+}
+
+/// Viridis, by linear interpolation between five of its colours; `t` in [0, 1].
+fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(u8, u8, u8); 5] = [
+        (68, 1, 84),
+        (59, 82, 139),
+        (33, 145, 140),
+        (94, 201, 98),
+        (253, 231, 37),
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f64;
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Half the log10 distance to each neighbour of every value (the cell extent around it).
+fn half_gaps(values: &[f64]) -> Vec<(f64, f64)> {
+    let logs: Vec<f64> = values.iter().map(|v| v.log10()).collect();
+    (0..logs.len())
+        .map(|i| {
+            let below = (i > 0).then(|| (logs[i] - logs[i - 1]) / 2.0);
+            let above = (i + 1 < logs.len()).then(|| (logs[i + 1] - logs[i]) / 2.0);
+            let fallback = below.or(above).unwrap_or(0.25);
+            (below.unwrap_or(fallback), above.unwrap_or(fallback))
+        })
+        .collect()
+}
+
+fn sorted_unique(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    values
+}
+
+fn exp_label(v: &f64) -> String {
+    format!("{:.0e}", 10f64.powf(*v))
+}
+
+/// Accuracy over (eta_A, eta_B) on log axes. Each (eta_A, lambda) cell is drawn where it lies in
+/// that plane, so rows of constant lambda run parallel to the eta_B = eta_A diagonal (lambda = 1).
+/// The best cell has a thick red border; diverged and failed cells are grey and labelled.
+pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
+    register_embedded_font();
+    let etas = sorted_unique(pair.cells.iter().map(|c| c.eta_a));
+    let ratios = sorted_unique(pair.cells.iter().map(|c| c.ratio));
+    let (eta_gaps, ratio_gaps) = (half_gaps(&etas), half_gaps(&ratios));
+    let values: Vec<f64> = pair
+        .cells
+        .iter()
+        .filter_map(|c| c.metric(metric).map(|m| m.0))
+        .collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(*v), hi.max(*v))
+    });
+    let scale = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let best = pair.ranked(metric).first().map(|r| (r.cell.eta_a, r.cell.ratio));
+
+    let x0 = etas[0].log10() - eta_gaps[0].0;
+    let x1 = etas[etas.len() - 1].log10() + eta_gaps[etas.len() - 1].1;
+    let y0 = x0 + ratios[0].log10() - ratio_gaps[0].0;
+    let y1 = x1 + ratios[ratios.len() - 1].log10() + ratio_gaps[ratios.len() - 1].1;
+
+    let root = BitMapBackend::new(path, (1000, 760)).into_drawing_area();
+    let err = plot_error(path);
+    root.fill(&WHITE).map_err(&err)?;
+    let (plot_area, legend_area) = root.split_horizontally(880);
+    let title = format!(
+        "{}/{}{}: {} over (eta_A, eta_B)",
+        pair.model,
+        pair.task,
+        label_suffix(pair),
+        metric_name(metric)
+    );
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("eta_A (log scale)")
+        .y_desc("eta_B = lambda * eta_A (log scale)")
+        .x_label_formatter(&exp_label)
+        .y_label_formatter(&exp_label)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+
+    for cell in &pair.cells {
+        let i = etas.iter().position(|e| *e == cell.eta_a).expect("listed");
+        let j = ratios.iter().position(|r| *r == cell.ratio).expect("listed");
+        let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
+        let (xl, xr) = (x - eta_gaps[i].0, x + eta_gaps[i].1);
+        let (rl, rh) = (r - ratio_gaps[j].0, r + ratio_gaps[j].1);
+        let corners = vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)];
+        let (fill, text) = match cell.metric(metric) {
+            Some((mean, _)) => (viridis(scale(mean)), format!("{mean:.3}")),
+            None => (RGBColor(190, 190, 190), status_word(cell.status()).to_string()),
+        };
+        chart
+            .draw_series(std::iter::once(Polygon::new(corners.clone(), fill.filled())))
+            .map_err(&err)?;
+        let is_best = best == Some((cell.eta_a, cell.ratio));
+        let (edge, width) = if is_best { (RED, 4) } else { (WHITE, 1) };
+        let mut outline = corners.clone();
+        outline.push(corners[0]);
+        chart
+            .draw_series(std::iter::once(PathElement::new(outline, edge.stroke_width(width))))
+            .map_err(&err)?;
+        let text_color = if cell.metric(metric).is_some_and(|(m, _)| scale(m) > 0.6) {
+            BLACK
+        } else {
+            WHITE
+        };
+        let text_color = if cell.metric(metric).is_none() {
+            BLACK
+        } else {
+            text_color
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                text,
+                (x, x + r),
+                (FONT, 13)
+                    .into_font()
+                    .color(&text_color)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    )),
+            )))
+            .map_err(&err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(vec![(x0, x0), (x1, x1)], BLACK.stroke_width(2)))
+        .map_err(&err)?
+        .label("eta_B = eta_A (plain LoRA)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    chart
+        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+        .map_err(&err)?
+        .label("best cell (red border)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], RED.stroke_width(3)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+    colorbar(&legend_area, lo, hi, metric).map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+type DrawResult<'a> = Result<(), DrawingAreaErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>>;
+
+fn colorbar<'a>(area: &DrawingArea<BitMapBackend<'a>, Shift>, lo: f64, hi: f64, metric: Metric) -> DrawResult<'a> {
+    let (top, bottom, left, width) = (80i32, 640i32, 20i32, 30i32);
+    for y in top..bottom {
+        let t = (bottom - y) as f64 / (bottom - top) as f64;
+        area.draw(&Rectangle::new([(left, y), (left + width, y + 1)], viridis(t).filled()))?;
+    }
+    let style = (FONT, 13).into_font();
+    if lo.is_finite() {
+        area.draw(&Text::new(format!("{hi:.3}"), (left, top - 22), style.clone()))?;
+        area.draw(&Text::new(format!("{lo:.3}"), (left, bottom + 8), style.clone()))?;
+    }
+    area.draw(&Text::new(metric_name(metric).to_string(), (4, bottom + 30), style))?;
+    Ok(())
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Diverged => "diverged",
+        Status::Failed => "failed",
+    }
+}
+
+fn label_suffix(pair: &Pair) -> String {
+    if pair.label.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", pair.label)
+    }
+}
+
+/// The best plain-LoRA cell against the best LoRA+ cell (and the best head-only baseline):
+/// seed-mean accuracy over steps, with the speed-up.
+pub fn curves(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
+    register_embedded_font();
+    let (lora, plus) = pair.best_lora_and_loraplus(metric);
+    let baseline = pair
+        .baseline
+        .iter()
+        .filter_map(|c| c.metric(metric).map(|m| (c, m.0)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c);
+    let mut series: Vec<(String, Vec<(usize, f64)>, RGBColor)> = Vec::new();
+    if let Some(l) = &lora {
+        series.push((
+            format!("LoRA: ratio 1, eta_A {:.1e}", l.cell.eta_a),
+            l.cell.mean_curve(metric),
+            RGBColor(31, 119, 180),
+        ));
+    }
+    if let Some(p) = &plus {
+        series.push((
+            format!("LoRA+: ratio {}, eta_A {:.1e}", p.cell.ratio, p.cell.eta_a),
+            p.cell.mean_curve(metric),
+            RGBColor(214, 39, 40),
+        ));
+    }
+    if let Some(b) = baseline {
+        series.push((
+            format!("head only (frozen base), eta_A {:.1e}", b.eta_a),
+            b.mean_curve(metric),
+            RGBColor(127, 127, 127),
+        ));
+    }
+    let max_step = series
+        .iter()
+        .flat_map(|(_, c, _)| c.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let accs: Vec<f64> = series.iter().flat_map(|(_, c, _)| c.iter().map(|p| p.1)).collect();
+    let y_lo = accs.iter().copied().fold(1.0, f64::min).min(0.9);
+    let y_lo = (y_lo - 0.05).max(0.0);
+
+    let speed = match (&lora, &plus) {
+        (Some(l), Some(p)) => speedup(&l.cell.mean_curve(metric), &p.cell.mean_curve(metric)),
+        _ => None,
+    };
+    let title = match speed {
+        Some((s, _, _)) => format!("{}/{}{}: speed-up {s:.2}x", pair.model, pair.task, label_suffix(pair)),
+        None => format!("{}/{}{}: LoRA vs LoRA+", pair.model, pair.task, label_suffix(pair)),
+    };
+    let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
+    let err = plot_error(path);
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(0..max_step, y_lo..1.0)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(format!("{} (mean over seeds)", metric_name(metric)))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+    for (name, curve, color) in &series {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(curve.clone(), color.stroke_width(3)))
+            .map_err(&err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    }
+    if let (Some(l), Some((_, _, plus_steps))) = (&lora, speed)
+        && let Some(&(_, target)) = l.cell.mean_curve(metric).last()
+    {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0, target), (max_step, target)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(&err)?
+            .label(format!("LoRA's final accuracy, reached by LoRA+ at step {plus_steps}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (plus_steps, target),
+                6,
+                RGBColor(214, 39, 40).filled(),
+            )))
+            .map_err(&err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// The paper's figure: the distribution of log2(eta_B / eta_A) over every pair's top-k cells,
+/// with the median marked.
+pub fn ratio_distribution(distribution: &Distribution, top_k: usize, path: &Path) -> Result<()> {
+    register_embedded_font();
+    let values: Vec<f64> = distribution.log2_ratios.iter().map(|(_, r)| *r).collect();
+    let lo = values.iter().copied().fold(0.0, f64::min).floor();
+    let hi = values.iter().copied().fold(1.0, f64::max).ceil() + 1.0;
+    let n_bins = (hi - lo) as usize;
+    // Bins of width 1 centred on whole log2 values (the usual power-of-two ratio grids).
+    let mut counts = vec![0usize; n_bins + 1];
+    for v in &values {
+        counts[((v - lo).round() as usize).min(n_bins)] += 1;
+    }
+    let max_count = counts.iter().copied().max().unwrap_or(1).max(1);
+    let pairs = {
+        let mut p: Vec<&String> = distribution.log2_ratios.iter().map(|(p, _)| p).collect();
+        p.dedup();
+        p.len()
+    };
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    let err = plot_error(path);
+    root.fill(&WHITE).map_err(&err)?;
+    let title = format!("log2(eta_B / eta_A) of the top-{top_k} cells of {pairs} pairs");
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d((lo - 0.5)..(hi + 0.5), 0.0..(max_count as f64 * 1.15))
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("log2(eta_B / eta_A)")
+        .y_desc("cells")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
+            let x = lo + i as f64;
+            Rectangle::new([(x - 0.4, 0.0), (x + 0.4, *c as f64)], RGBColor(31, 119, 180).filled())
+        }))
+        .map_err(&err)?;
+    if let Some(median) = distribution.median() {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(median, 0.0), (median, max_count as f64 * 1.1)],
+                RED.stroke_width(3),
+            ))
+            .map_err(&err)?
+            .label(format!("median {median:.2} (ratio {:.1})", median.exp2()))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 15))
+            .draw()
+            .map_err(&err)?;
+    }
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colormap_ends_and_gaps() {
+        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
+        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
+        let gaps = half_gaps(&[1e-4, 1e-3, 1e-1]);
+        assert!((gaps[0].0 - 0.5).abs() < 1e-12 && (gaps[1].1 - 1.0).abs() < 1e-12 && (gaps[2].1 - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,213 @@
+//! Running a sweep: skip finished trials, pretrain the bases, run the rest in parallel, write
+//! each record as soon as it exists, and report.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::config::{DeviceChoice, SweepConfig};
+use crate::data::TaskData;
+use crate::grid::{self, TrialSpec};
+use crate::report::{self, ReportSettings};
+use crate::store::{Store, TrialRecord, write_atomic};
+use crate::train::Status;
+use crate::trial::{BaseInfo, failed_record, prepare_bases, run_trial};
+
+/// The autodiff device for a config's choice.
+pub fn device(choice: DeviceChoice) -> Device {
+    #[allow(deprecated)] // ndarray is deprecated upstream; kept selectable for comparison.
+    let device = match choice {
+        DeviceChoice::Cpu => Device::flex(),
+        DeviceChoice::Ndarray => Device::ndarray(),
+    };
+    device.autodiff()
+}
+
+/// Runs every unfinished trial of `config` into `out` with `jobs` trials at a time, then writes
+/// the reports and returns the printed summary.
+pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -> Result<String> {
+    let store = Store::open(out)?;
+    write_atomic(&out.join("config.toml"), config_text.as_bytes())?;
+    let settings = ReportSettings {
+        name: config.name.clone(),
+        metric: config.metric,
+        top_k: config.top_k,
+    };
+    write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
+
+    let trials = grid::expand(config);
+    let pending: Vec<&TrialSpec> = trials.iter().filter(|t| store.finished(&t.id()).is_none()).collect();
+    let progress = Progress::new(trials.len(), trials.len() - pending.len());
+    progress.log(format!(
+        "{}: {} trials, {} already finished, {} to run on {jobs} job(s) -> {}",
+        config.name,
+        trials.len(),
+        trials.len() - pending.len(),
+        pending.len(),
+        out.display()
+    ));
+
+    if !pending.is_empty() {
+        let device = device(config.device);
+        let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
+        let bases = prepare_bases(&owned, &store, &device, &|line| progress.log(line))?;
+        let mut data: BTreeMap<String, TaskData> = BTreeMap::new();
+        for spec in &pending {
+            data.entry(spec.task.name.clone())
+                .or_insert_with(|| spec.task.kind.generate());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .context("cannot start the worker pool")?;
+        let failures = Mutex::new(Vec::new());
+        pool.install(|| {
+            pending.par_iter().for_each(|spec| {
+                let base = &bases[&BaseInfo::of(spec).key()];
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    run_trial(spec, base, &data[&spec.task.name], &device)
+                }));
+                let record = match outcome {
+                    Ok(Ok(record)) => record,
+                    Ok(Err(error)) => failed_record(spec, format!("{error:#}"), &device),
+                    Err(panic) => failed_record(spec, format!("panicked: {}", panic_message(&panic)), &device),
+                };
+                if let Err(error) = store.save(&record) {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("trial {}: {error:#}", record.trial_id));
+                }
+                progress.finished(&record);
+            })
+        });
+        progress.done();
+        let failures = failures.into_inner().unwrap();
+        anyhow::ensure!(
+            failures.is_empty(),
+            "some records could not be written:\n{}",
+            failures.join("\n")
+        );
+    }
+    report::write_reports(&store, &settings)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A progress bar on a terminal; one log line per finished trial otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+    done: Mutex<(usize, Option<(f64, String)>)>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: usize, already_done: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} trials  {elapsed_precise} elapsed, ETA {eta}  {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_position(already_done as u64);
+            bar.reset_eta();
+            bar
+        });
+        Self {
+            bar,
+            total,
+            done: Mutex::new((already_done, None)),
+            started: Instant::now(),
+        }
+    }
+
+    fn log(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finished(&self, record: &TrialRecord) {
+        let spec = &record.spec;
+        let test = record.final_test_accuracy();
+        let mut done = self.done.lock().unwrap();
+        done.0 += 1;
+        if record.status == Status::Ok
+            && let Some(acc) = test
+            && done.1.as_ref().is_none_or(|(best, _)| acc > *best)
+        {
+            done.1 = Some((
+                acc,
+                format!(
+                    "{}/{} ratio {} eta_A {:.1e}",
+                    spec.model.name, spec.task.name, spec.ratio, spec.eta_a
+                ),
+            ));
+        }
+        let best = done
+            .1
+            .as_ref()
+            .map(|(acc, what)| format!("best so far {acc:.4} ({what})"))
+            .unwrap_or_default();
+        let status = match record.status {
+            Status::Ok => String::new(),
+            Status::Diverged => " DIVERGED".into(),
+            Status::Failed => format!(" FAILED: {}", record.message.as_deref().unwrap_or("")),
+        };
+        let method = serde_json::to_value(spec.method)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let line = format!(
+            "[{}/{}] {} {}/{} {method} eta_A {:.2e} ratio {} seed {}: test {}{status} ({:.1}s)",
+            done.0,
+            self.total,
+            record.trial_id,
+            spec.model.name,
+            spec.task.name,
+            spec.eta_a,
+            spec.ratio,
+            spec.seed,
+            test.map(|t| format!("{t:.4}")).unwrap_or_else(|| "-".into()),
+            record.wall_seconds,
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done.0 as u64);
+                bar.set_message(best);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let done = self.done.lock().unwrap();
+        eprintln!(
+            "{} of {} trials finished in {:.1}s",
+            done.0,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}

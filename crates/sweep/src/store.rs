@@ -1,0 +1,171 @@
+//! The result store: one JSON record per finished trial, written atomically, so a killed sweep
+//! loses at most the trials that were running and never leaves a half-written record.
+//!
+//! Layout of an output directory:
+//!
+//! ```text
+//! DIR/config.toml          the sweep's config, as given
+//! DIR/trials/<id>.json     one record per finished trial
+//! DIR/bases/<key>.bpk      pretrained bases (and <key>.json: how they were made)
+//! DIR/*.csv, DIR/*.png     reports, rebuilt from the records by `loraplus report DIR`
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::grid::TrialSpec;
+use crate::train::{CurvePoint, Status};
+
+/// Everything a finished trial leaves behind.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    /// [`TrialSpec::id`] of `spec`.
+    pub trial_id: String,
+    /// How it ended.
+    pub status: Status,
+    /// Why it stopped early or failed, if it did.
+    pub message: Option<String>,
+    /// The resolved config that produced it, seed included.
+    pub spec: TrialSpec,
+    /// Optimizer updates taken.
+    pub steps_run: usize,
+    /// Updates planned.
+    pub steps_planned: usize,
+    /// Evaluation points; the last is the final evaluation.
+    pub curve: Vec<CurvePoint>,
+    /// Accuracy of always predicting the test split's majority class.
+    pub majority_test_accuracy: f64,
+    /// Trainable / total parameters.
+    pub trainable_params: usize,
+    /// Total parameters.
+    pub total_params: usize,
+    /// Seconds from start to record.
+    pub wall_seconds: f64,
+    /// Where and with what it ran.
+    pub provenance: Provenance,
+}
+
+/// The code and machine that produced a record.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Provenance {
+    /// `git describe --always --dirty` of the build, or the crate version.
+    pub code_version: String,
+    /// The tensor backend, e.g. `flex`.
+    pub backend: String,
+    /// The host name, where known.
+    pub host: String,
+    /// Seconds since the Unix epoch when the record was written.
+    pub finished_at: u64,
+}
+
+impl TrialRecord {
+    /// The last evaluation point, if any.
+    pub fn last(&self) -> Option<&CurvePoint> {
+        self.curve.last()
+    }
+
+    /// Final validation accuracy (of a diverged trial: its last evaluation before diverging).
+    pub fn final_val_accuracy(&self) -> Option<f64> {
+        self.last().map(|p| p.val_accuracy)
+    }
+
+    /// Final test accuracy.
+    pub fn final_test_accuracy(&self) -> Option<f64> {
+        self.last().map(|p| p.test_accuracy)
+    }
+}
+
+/// An output directory.
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir.join("trials")).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    /// Opens an existing store for reading.
+    pub fn existing(dir: &Path) -> Result<Self> {
+        anyhow::ensure!(
+            dir.join("trials").is_dir(),
+            "{} holds no trials/ folder: is it a sweep output?",
+            dir.display()
+        );
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where pretrained bases live.
+    pub fn bases_dir(&self) -> PathBuf {
+        self.dir.join("bases")
+    }
+
+    fn record_path(&self, trial_id: &str) -> PathBuf {
+        self.dir.join("trials").join(format!("{trial_id}.json"))
+    }
+
+    /// The finished record of `trial_id`, if there is a valid one. A file that does not parse or
+    /// belongs to another id is reported and treated as missing, so the trial runs again.
+    pub fn finished(&self, trial_id: &str) -> Option<TrialRecord> {
+        let path = self.record_path(trial_id);
+        let text = fs::read_to_string(&path).ok()?;
+        match serde_json::from_str::<TrialRecord>(&text) {
+            Ok(record) if record.trial_id == trial_id => Some(record),
+            Ok(record) => {
+                eprintln!(
+                    "warning: {} holds trial {}, not {trial_id}; running it again",
+                    path.display(),
+                    record.trial_id
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("warning: {} is corrupt ({e}); running the trial again", path.display());
+                None
+            }
+        }
+    }
+
+    /// Writes `record`: to a temporary file first, then renamed over the final name.
+    pub fn save(&self, record: &TrialRecord) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record)?;
+        write_atomic(&self.record_path(&record.trial_id), &json)
+    }
+
+    /// Every valid record, sorted by trial id; corrupt files are reported and skipped.
+    pub fn records(&self) -> Result<Vec<TrialRecord>> {
+        let dir = self.dir.join("trials");
+        let mut records = Vec::new();
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                records.extend(self.finished(id));
+            }
+        }
+        records.sort_by(|a, b| a.trial_id.cmp(&b.trial_id));
+        Ok(records)
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder (unique to this
+/// process), flushed to disk, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}

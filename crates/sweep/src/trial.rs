@@ -1,0 +1,258 @@
+//! Running one trial, and pretraining (once, cached) the bases trials start from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::tensor::Device;
+use loraplus_model::{AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, param_counts, param_table};
+use loraplus_optim::{LoraPlusConfig, Schedule};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
+use crate::data::TaskData;
+use crate::grid::{Method, TrialSpec};
+use crate::store::{Provenance, Store, TrialRecord, write_atomic};
+use crate::train::{FitPlan, Status, fit};
+use crate::zoo::Classifier;
+
+/// The code version baked in at build time.
+pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");
+
+/// How a pretrained base was made: its cache key, and what is written beside it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct BaseInfo {
+    /// The model (architecture and pretraining recipe).
+    pub model: ModelConfig,
+    /// The pretraining task.
+    pub task: TaskConfig,
+    /// Validation accuracy on the pretraining task after pretraining.
+    pub pretrain_val_accuracy: Option<f64>,
+    /// How pretraining ended.
+    pub status: Option<Status>,
+}
+
+impl BaseInfo {
+    /// The base a trial starts from.
+    pub fn of(spec: &TrialSpec) -> Self {
+        Self {
+            model: spec.model.clone(),
+            task: spec.pretrain_task.clone(),
+            pretrain_val_accuracy: None,
+            status: None,
+        }
+    }
+
+    /// `<model>-<hash of architecture, recipe and task>`: the same base for every sweep that
+    /// describes it the same way, whatever the model is called.
+    pub fn key(&self) -> String {
+        let recipe =
+            serde_json::to_string(&(&self.model.kind, &self.model.pretrain, &self.task.kind)).expect("serialises");
+        let digest = Sha256::digest(recipe.as_bytes());
+        let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hash}", self.model.name)
+    }
+}
+
+/// The name of a backend device, as records state it.
+pub fn backend_name(device: &Device) -> String {
+    let debug = format!("{device:?}").to_lowercase();
+    ["flex", "ndarray", "wgpu", "cuda"]
+        .into_iter()
+        .find(|b| debug.contains(b))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Loads every base `trials` need from the store, pretraining (in turn) those not cached yet.
+pub fn prepare_bases(
+    trials: &[TrialSpec],
+    store: &Store,
+    device: &Device,
+    log: &dyn Fn(String),
+) -> Result<BTreeMap<String, Classifier>> {
+    let mut bases = BTreeMap::new();
+    for spec in trials {
+        let info = BaseInfo::of(spec);
+        let key = info.key();
+        if bases.contains_key(&key) {
+            continue;
+        }
+        let path = store.bases_dir().join(format!("{key}.bpk"));
+        let skeleton = info
+            .model
+            .kind
+            .init(&info.task.kind, &mut init::rng(info.model.pretrain.seed), device);
+        let base = if path.exists() {
+            skeleton
+                .try_load_file(&path)
+                .with_context(|| format!("cannot load the cached base {}", path.display()))?
+        } else {
+            log(format!(
+                "pretraining base {key} on `{}` ({} steps)",
+                info.task.name, info.model.pretrain.steps
+            ));
+            let started = Instant::now();
+            let (base, info) = pretrain(skeleton, info, device)?;
+            log(format!(
+                "pretrained base {key}: val accuracy {:.4} on `{}` in {:.1}s",
+                info.pretrain_val_accuracy.unwrap_or(f64::NAN),
+                info.task.name,
+                started.elapsed().as_secs_f64()
+            ));
+            save_base(&base, &info, &path)?;
+            base
+        };
+        bases.insert(key, base);
+    }
+    Ok(bases)
+}
+
+fn pretrain(model: Classifier, mut info: BaseInfo, device: &Device) -> Result<(Classifier, BaseInfo)> {
+    let recipe = &info.model.pretrain;
+    let data = info.task.kind.generate();
+    let optim = LoraPlusConfig::new(recipe.lr, 1.0).init(&model, recipe.steps)?;
+    let plan = FitPlan {
+        steps: recipe.steps,
+        batch_size: recipe.batch_size,
+        eval_interval: recipe.steps,
+        diverge_factor: f64::INFINITY,
+        data_seed: recipe.seed,
+    };
+    let outcome = fit(model, optim, &data, &plan, device);
+    anyhow::ensure!(
+        outcome.status == Status::Ok,
+        "pretraining of `{}` on `{}` diverged: {}; lower its pretrain.lr",
+        info.model.name,
+        info.task.name,
+        outcome.message.unwrap_or_default()
+    );
+    info.pretrain_val_accuracy = outcome.curve.last().map(|p| p.val_accuracy);
+    info.status = Some(outcome.status);
+    Ok((outcome.model, info))
+}
+
+fn save_base(base: &Classifier, info: &BaseInfo, path: &PathBuf) -> Result<()> {
+    std::fs::create_dir_all(path.parent().expect("bases/ folder"))?;
+    let bytes = base
+        .clone()
+        .into_record()
+        .into_bytes()
+        .context("cannot serialise a base")?;
+    write_atomic(path, &bytes)?;
+    write_atomic(&path.with_extension("json"), &serde_json::to_vec_pretty(info)?)
+}
+
+/// Runs `spec` from `base` and returns its record. A diverging trial is a result (status
+/// `diverged`), not an error; an error here means the trial could not be set up.
+pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &Device) -> Result<TrialRecord> {
+    let started = Instant::now();
+    let mut rng = init::rng(spec.seed);
+    let model = base.clone().with_new_head(data.n_classes, &mut rng);
+    let model = match spec.method {
+        Method::Lora => attach(model, &attach_config(spec), &mut rng)?,
+        Method::HeadOnly => {
+            let mut model = model.no_grad();
+            for site in loraplus_model::LoraModel::head_sites(&mut model) {
+                *site.layer = site.layer.clone().set_require_grad(true);
+            }
+            model
+        }
+    };
+    let (trainable_params, total_params) = param_counts(&param_table(&model));
+    let steps = spec.steps();
+    let optim = optimizer_config(spec).init(&model, steps)?;
+    let plan = FitPlan {
+        steps,
+        batch_size: spec.train.batch_size.get(),
+        eval_interval: spec.train.eval_interval.get(),
+        diverge_factor: spec.train.diverge_factor.get(),
+        // The data order depends on the seed alone, so trials of one seed see the same batches.
+        data_seed: spec.seed ^ 0x5eed_da7a,
+    };
+    let outcome = fit(model, optim, data, &plan, device);
+    Ok(TrialRecord {
+        trial_id: spec.id(),
+        status: outcome.status,
+        message: outcome.message,
+        spec: spec.clone(),
+        steps_run: outcome.steps_run,
+        steps_planned: steps,
+        curve: outcome.curve,
+        majority_test_accuracy: data.test.majority_accuracy(data.n_classes),
+        trainable_params,
+        total_params,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        provenance: provenance(device),
+    })
+}
+
+/// The record of a trial that could not run (an error or a panic).
+pub fn failed_record(spec: &TrialSpec, message: String, device: &Device) -> TrialRecord {
+    TrialRecord {
+        trial_id: spec.id(),
+        status: Status::Failed,
+        message: Some(message),
+        spec: spec.clone(),
+        steps_run: 0,
+        steps_planned: spec.steps(),
+        curve: Vec::new(),
+        majority_test_accuracy: f64::NAN,
+        trainable_params: 0,
+        total_params: 0,
+        wall_seconds: 0.0,
+        provenance: provenance(device),
+    }
+}
+
+fn provenance(device: &Device) -> Provenance {
+    Provenance {
+        code_version: CODE_VERSION.to_string(),
+        backend: backend_name(device),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        finished_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}
+
+fn attach_config(spec: &TrialSpec) -> AttachConfig {
+    let lora = &spec.lora;
+    let config = LoraConfig::new(lora.rank.get())
+        .with_alpha(lora.alpha.get())
+        .with_dropout(lora.dropout.get())
+        .with_scaling(if lora.rslora {
+            LoraScaling::RankStabilized
+        } else {
+            LoraScaling::Standard
+        })
+        .with_init(match lora.init {
+            InitKind::Peft => LoraInit::Peft,
+            InitKind::Gaussian => LoraInit::Gaussian,
+            InitKind::Reverse => LoraInit::Reverse,
+        });
+    AttachConfig::new(config, spec.targets()).with_train_head(lora.train_head)
+}
+
+fn optimizer_config(spec: &TrialSpec) -> LoraPlusConfig {
+    let train = &spec.train;
+    let warmup_steps = train.warmup_steps.get();
+    LoraPlusConfig::new(spec.eta_a, spec.ratio)
+        .with_lr_embedding(train.lr_embedding.get())
+        .with_weight_decay(train.weight_decay.get())
+        .with_beta_1(train.beta_1.get())
+        .with_beta_2(train.beta_2.get())
+        .with_epsilon(train.epsilon.get())
+        .with_max_grad_norm(train.max_grad_norm.as_ref().map(|v| v.get()))
+        .with_schedule(match train.schedule {
+            ScheduleKind::Constant => Schedule::Constant { warmup_steps },
+            ScheduleKind::Linear => Schedule::Linear { warmup_steps },
+            ScheduleKind::Cosine => Schedule::Cosine { warmup_steps },
+        })
+}
