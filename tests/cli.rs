@@ -1,1 +1,400 @@
-//! End-to-end tests of the loraplus CLI.
+//! End-to-end tests of the `loraplus` command line, on tiny configs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loraplus");
+
+/// A small sweep: one MLP, pretrained on a teacher task, fine-tuned on two shifted tasks;
+/// 2 eta_A x 3 ratios (1 added to [4, 16]) x 2 seeds, plus head-only baselines.
+const TINY: &str = r#"
+name = "tiny"
+seeds = [0, 1]
+top_k = 2
+
+[grid]
+eta_a = [1e-3, 1e-2]
+ratio = [4, 16]
+
+[train]
+steps = 40
+batch_size = 16
+eval_interval = 10
+
+[lora]
+rank = 2
+alpha = 4
+
+[[task]]
+name = "base"
+kind = "teacher"
+d_input = 8
+n_classes = 3
+teacher_width = 16
+n_train = 400
+n_val = 100
+n_test = 100
+
+[[task]]
+name = "shift-a"
+kind = "teacher"
+d_input = 8
+n_classes = 3
+teacher_width = 16
+shift_rank = 2
+shift_scale = 2.0
+n_train = 200
+n_val = 100
+n_test = 100
+
+[[task]]
+name = "shift-b"
+kind = "teacher"
+d_input = 8
+n_classes = 3
+teacher_width = 16
+shift_rank = 1
+shift_scale = 2.0
+shift_seed = 5
+n_train = 200
+n_val = 100
+n_test = 100
+
+[[model]]
+name = "mlp"
+kind = "mlp"
+hidden = [32, 32]
+pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
+"#;
+
+fn loraplus(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("the loraplus binary runs")
+}
+
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn sweep(config: &Path, out: &Path) -> Output {
+    let output = loraplus(&[
+        "sweep",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    assert!(
+        output.status.success(),
+        "sweep failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn column(path: &Path, name: &str) -> usize {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("{name} column"))
+}
+
+/// `trial_id -> (status, val, test)` from a results.csv.
+fn results(dir: &Path) -> std::collections::BTreeMap<String, (String, String, String)> {
+    let path = dir.join("results.csv");
+    let (status, val, test) = (
+        column(&path, "status"),
+        column(&path, "val_accuracy"),
+        column(&path, "test_accuracy"),
+    );
+    csv_rows(&path)
+        .iter()
+        .map(|r| {
+            (
+                r[0].to_string(),
+                (r[status].to_string(), r[val].to_string(), r[test].to_string()),
+            )
+        })
+        .collect()
+}
+
+fn is_png(path: &Path) -> bool {
+    fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000)
+}
+
+#[test]
+fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "tiny.toml", TINY);
+    let out = dir.path().join("out");
+
+    let plan = loraplus(&["plan", config.to_str().unwrap()]);
+    assert!(plan.status.success());
+    let plan = String::from_utf8(plan.stdout).unwrap();
+    // 2 pairs x 2 seeds x 2 eta_A x (3 ratios + 1 baseline) = 32 trials.
+    assert!(plan.starts_with("tiny: 32 trials"), "{plan}");
+    assert!(
+        plan.contains("mlp/shift-a: 12 adapter trials + 4 head-only baselines"),
+        "{plan}"
+    );
+
+    let output = sweep(&config, &out);
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(summary.contains("median log2(eta_B / eta_A)"), "{summary}");
+
+    let results = csv_rows(&out.join("results.csv"));
+    assert_eq!(results.len(), 32, "one row per trial");
+    let curve_points = 40 / 10 + 1;
+    assert_eq!(
+        csv_rows(&out.join("curves.csv")).len(),
+        32 * curve_points,
+        "an eval point every 10 steps plus the end"
+    );
+    let best = csv_rows(&out.join("best_ratios.csv"));
+    assert_eq!(best.len(), 2 * 2, "top-2 cells of 2 pairs");
+    for pair in ["mlp_shift-a", "mlp_shift-b"] {
+        assert!(is_png(&out.join(format!("heatmap_{pair}.png"))), "heatmap of {pair}");
+        assert!(is_png(&out.join(format!("curves_{pair}.png"))), "curves of {pair}");
+    }
+    assert!(is_png(&out.join("ratio_distribution.png")));
+    assert_eq!(fs::read_dir(out.join("trials")).unwrap().count(), 32);
+
+    // Every record carries its config, seed, code version and backend.
+    let record: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(
+            fs::read_dir(out.join("trials"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(record["spec"]["seed"].is_u64() && record["spec"]["train"]["steps"] == 40);
+    assert_eq!(record["provenance"]["backend"], "flex");
+    assert!(!record["provenance"]["code_version"].as_str().unwrap().is_empty());
+
+    // The report is rebuilt from the records alone, identically.
+    let before = fs::read(out.join("best_ratios.csv")).unwrap();
+    let report = loraplus(&["report", out.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert_eq!(fs::read(out.join("best_ratios.csv")).unwrap(), before);
+}
+
+#[test]
+fn adapters_beat_the_frozen_base_on_the_shifted_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "tiny.toml", TINY);
+    let out = dir.path().join("out");
+    sweep(&config, &out);
+    let path = out.join("results.csv");
+    let (method, task, test) = (
+        column(&path, "method"),
+        column(&path, "task"),
+        column(&path, "test_accuracy"),
+    );
+    for shift in ["shift-a", "shift-b"] {
+        let best = |wanted: &str| {
+            csv_rows(&path)
+                .iter()
+                .filter(|r| &r[method] == wanted && &r[task] == shift)
+                .map(|r| r[test].parse::<f64>().unwrap())
+                .fold(0.0, f64::max)
+        };
+        let (lora, head_only) = (best("lora"), best("head_only"));
+        assert!(
+            lora > head_only + 0.05,
+            "{shift}: adapters {lora} vs head only {head_only}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_sweep_resumes_without_rerunning_or_duplicating_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    // Longer trials, so the kill lands mid-sweep.
+    let config = write_config(dir.path(), "tiny.toml", &TINY.replace("steps = 40", "steps = 400"));
+    let (killed, clean) = (dir.path().join("killed"), dir.path().join("clean"));
+
+    let mut child = Command::new(BIN)
+        .args([
+            "sweep",
+            config.to_str().unwrap(),
+            "--out",
+            killed.to_str().unwrap(),
+            "--jobs",
+            "2",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let trials = killed.join("trials");
+    let started = Instant::now();
+    let count = || {
+        fs::read_dir(&trials)
+            .map(|d| {
+                d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while count() < 8 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the sweep made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let survivors: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&trials)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+    assert!(survivors.len() < 32, "killed before the end");
+
+    let resumed = sweep(&config, &killed);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains(&format!("{} already finished", survivors.len())), "{log}");
+    for (path, bytes) in &survivors {
+        assert_eq!(&fs::read(path).unwrap(), bytes, "{} was not run again", path.display());
+    }
+    let results_killed = results(&killed);
+    assert_eq!(
+        csv_rows(&killed.join("results.csv")).len(),
+        32,
+        "each trial exactly once"
+    );
+
+    sweep(&config, &clean);
+    assert_eq!(results_killed, results(&clean), "same numbers as an uninterrupted run");
+}
+
+#[test]
+fn an_absurd_learning_rate_is_recorded_as_diverged_and_the_sweep_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY
+        .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-2, 1e4]")
+        .replace("seeds = [0, 1]", "seeds = [0]");
+    let config = write_config(dir.path(), "tiny.toml", &text);
+    let out = dir.path().join("out");
+    sweep(&config, &out);
+    let path = out.join("results.csv");
+    let (status, eta) = (column(&path, "status"), column(&path, "eta_a"));
+    let rows = csv_rows(&path);
+    let absurd: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[eta] == "10000").collect();
+    assert!(!absurd.is_empty());
+    assert!(absurd.iter().any(|r| &r[status] == "diverged"), "eta_A = 1e4 diverges");
+    assert!(rows.iter().filter(|r| &r[eta] == "0.01").all(|r| &r[status] == "ok"));
+    assert!(is_png(&out.join("heatmap_mlp_shift-a.png")));
+}
+
+#[test]
+fn bad_configs_fail_with_a_clear_message_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("malformed", TINY.replace("[grid]", "[grid"), "bad.toml:"),
+        (
+            "unknown key",
+            TINY.replace("top_k = 2", "top_k = 2\nlearning_rate = 3"),
+            "unknown field `learning_rate`",
+        ),
+        (
+            "unknown nested key",
+            TINY.replace("steps = 40", "steps = 40\nstep_size = 2"),
+            "unknown field `step_size`",
+        ),
+        (
+            "wrong type",
+            TINY.replace("steps = 40", "steps = \"forty\""),
+            "bad.toml:",
+        ),
+        (
+            "empty grid",
+            TINY.replace("ratio = [4, 16]", "ratio = []"),
+            "`ratio`: the grid is empty",
+        ),
+        (
+            "negative rate",
+            TINY.replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-3, -1e-2]"),
+            "-0.01 is not allowed",
+        ),
+        (
+            "zero ratio",
+            TINY.replace("ratio = [4, 16]", "ratio = [0, 16]"),
+            "`ratio`: 0 is not allowed",
+        ),
+        (
+            "zero rank",
+            TINY.replace("rank = 2", "rank = 0"),
+            "`rank`: must be at least 1",
+        ),
+        (
+            "no steps",
+            TINY.replace("steps = 40\n", ""),
+            "give either `steps` or `epochs`",
+        ),
+        (
+            "bad beta",
+            TINY.replace("steps = 40", "steps = 40\nbeta_2 = 1.5"),
+            "`beta_2`: 1.5 is not allowed",
+        ),
+        (
+            "unknown pretrain task",
+            TINY.replace("task = \"base\"", "task = \"nope\""),
+            "unknown task `nope`",
+        ),
+        (
+            "empty seeds",
+            TINY.replace("seeds = [0, 1]", "seeds = []"),
+            "`seeds`: the list is empty",
+        ),
+        (
+            "unknown target",
+            TINY.replace("hidden = [32, 32]", "hidden = [32, 32]\ntargets = [\"query\"]"),
+            "unknown LoRA target `query`",
+        ),
+        (
+            "rank too large",
+            TINY.replace("rank = 2", "rank = 64"),
+            "rank 64 is too large",
+        ),
+    ];
+    for (what, text, message) in cases {
+        let config = write_config(dir.path(), "bad.toml", &text);
+        let out = dir.path().join(format!("out-{}", what.replace(' ', "-")));
+        let output = loraplus(&["sweep", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{what}: exit code\n{stderr}");
+        assert!(stderr.contains(message), "{what}: `{message}` not in:\n{stderr}");
+        assert!(stderr.contains("bad.toml"), "{what}: the file is named:\n{stderr}");
+        assert!(!out.exists(), "{what}: nothing is written");
+    }
+    // A missing file.
+    let output = loraplus(&["plan", dir.path().join("missing.toml").to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml: cannot read the config"));
+}

@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
+use loraplus_model::{AttachConfig, LoraConfig, LoraError, attach, init};
 use serde::{Deserialize, Serialize};
 
 use crate::data::TaskKind;
@@ -86,7 +88,10 @@ pub struct GridConfig {
 
 /// One grid axis.
 #[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a list of numbers, or a log range { from = .., to = .., points = .. }"
+)]
 pub enum Axis {
     /// Explicit values.
     List(Vec<f64>),
@@ -96,7 +101,7 @@ pub enum Axis {
 
 /// A value that is either one number or a list of them; a list makes the key a grid axis.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a number or a list of numbers")]
 pub enum Values<T> {
     /// One value.
     One(T),
@@ -331,14 +336,14 @@ impl Axis {
 }
 
 impl SweepConfig {
-    /// Reads, parses and validates the config at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads, parses and validates the config at `path`; returns it with its text.
+    pub fn load(path: &Path) -> Result<(Self, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.into(),
             line: None,
             message: format!("cannot read the config: {e}"),
         })?;
-        Self::parse(&text, path)
+        Ok((Self::parse(&text, path)?, text))
     }
 
     /// Parses and validates config `text` (`path` names it in errors).
@@ -437,6 +442,7 @@ impl SweepConfig {
                     ),
                 );
             }
+            self.check_adapters_fit(model, task)?;
         }
         if self.models.is_empty() {
             return fail("model", "no [[model]] is defined".into());
@@ -465,6 +471,25 @@ impl SweepConfig {
                 "pairs",
                 "no (model, task) pair: no model accepts any downstream task".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// Attaches the configured adapters to a throwaway copy of `model`, so unknown targets and
+    /// ranks too large for a layer are reported before anything runs.
+    fn check_adapters_fit(&self, model: &ModelConfig, task: &TaskConfig) -> Result<(), (String, String)> {
+        let skeleton = model.kind.init(&task.kind, &mut init::rng(0), &Device::flex());
+        let targets = model.targets.clone().unwrap_or_else(|| model.kind.default_targets());
+        for rank in self.lora.rank.all() {
+            let config = AttachConfig::new(LoraConfig::new(rank), targets.clone());
+            if let Err(error) = attach(skeleton.clone(), &config, &mut init::rng(0)) {
+                let key = if matches!(error, LoraError::RankTooLarge { .. }) {
+                    "rank"
+                } else {
+                    "targets"
+                };
+                return Err((key.into(), format!("model `{}`: {error}", model.name)));
+            }
         }
         Ok(())
     }

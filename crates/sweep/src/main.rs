@@ -77,8 +77,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Plan { config, list } => plan(&config, list),
         Command::Sweep { config, out, jobs } => {
-            let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
-            let parsed = SweepConfig::parse(&text, &config)?;
+            let (parsed, text) = SweepConfig::load(&config)?;
             let out = out.unwrap_or_else(|| default_out(&config));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
@@ -122,7 +121,7 @@ fn default_out(config: &Path) -> PathBuf {
 }
 
 fn plan(path: &Path, list: bool) -> Result<()> {
-    let config = SweepConfig::load(path)?;
+    let (config, _) = SweepConfig::load(path)?;
     let trials = grid::expand(&config);
     println!("{}: {} trials", config.name, trials.len());
     println!("  eta_A:  {:?}", config.grid.eta_a.values());

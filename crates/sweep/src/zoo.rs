@@ -14,7 +14,8 @@ use crate::data::{BatchInput, TaskKind};
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelKind {
-    /// A ReLU MLP (`loraplus_model::models::Mlp`). Targets: `input`, `hidden`.
+    /// A ReLU MLP (`loraplus_model::models::Mlp`). Targets: `input` (the first layer) and
+    /// `hidden` (the later ones); both by default.
     Mlp(MlpSpec),
     /// The toy width-n network: an MLP with hidden widths `[n, n]` whose `n x n` layer is adapted.
     Toy(ToySpec),
@@ -115,6 +116,7 @@ impl ModelKind {
     /// The adapter targets used when the model names none.
     pub fn default_targets(&self) -> Vec<String> {
         let targets: &[&str] = match self {
+            ModelKind::Mlp(m) if m.hidden.len() == 1 => &["input"],
             ModelKind::Mlp(_) => &["input", "hidden"],
             ModelKind::Toy(_) => &["hidden"],
             ModelKind::Bert(_) => &["query", "value"],
