@@ -349,11 +349,15 @@ impl SweepConfig {
     /// Parses and validates config `text` (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: SweepConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start].lines().count().max(1));
+            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            // Quote the offending line: serde's messages for scalar-or-list keys name no key.
+            let quoted = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .map(|l| format!("`{}`: ", l.trim()));
             ConfigError {
                 file: path.into(),
                 line,
-                message: e.message().trim().to_string(),
+                message: format!("{}{}", quoted.unwrap_or_default(), e.message().trim()),
             }
         })?;
         config.validate().map_err(|(key, message)| ConfigError {

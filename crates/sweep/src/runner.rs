@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DeviceChoice, SweepConfig};
 use crate::data::TaskData;
@@ -19,7 +20,7 @@ use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
 use crate::store::{Store, TrialRecord, write_atomic};
 use crate::train::Status;
-use crate::trial::{BaseInfo, failed_record, prepare_bases, run_trial};
+use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, prepare_bases, run_trial};
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Device {
@@ -43,8 +44,10 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
     };
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
 
+    let started = Instant::now();
     let trials = grid::expand(config);
     let pending: Vec<&TrialSpec> = trials.iter().filter(|t| store.finished(&t.id()).is_none()).collect();
+    let ran = pending.len();
     let progress = Progress::new(trials.len(), trials.len() - pending.len());
     progress.log(format!(
         "{}: {} trials, {} already finished, {} to run on {jobs} job(s) -> {}",
@@ -97,7 +100,63 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
             failures.join("\n")
         );
     }
+    record_run(out, config, trials.len(), ran, jobs, started.elapsed().as_secs_f64())?;
     report::write_reports(&store, &settings)
+}
+
+/// One invocation of `loraplus sweep` on a directory, as `manifest.json` lists it.
+#[derive(Serialize, Deserialize)]
+struct Run {
+    command: Vec<String>,
+    code_version: String,
+    backend: String,
+    host: String,
+    cpus: usize,
+    jobs: usize,
+    trials_total: usize,
+    trials_run: usize,
+    wall_seconds: f64,
+    finished_at: u64,
+}
+
+/// Appends this invocation to `DIR/manifest.json`: what ran, with which code, where, how long.
+/// With `config.toml` beside it, that is everything needed to reproduce the directory.
+fn record_run(
+    out: &Path,
+    config: &SweepConfig,
+    total: usize,
+    ran: usize,
+    jobs: usize,
+    wall_seconds: f64,
+) -> Result<()> {
+    let path = out.join("manifest.json");
+    let mut manifest: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(
+            || serde_json::json!({ "name": config.name, "config": "config.toml", "seeds": config.seeds, "runs": [] }),
+        );
+    let run = Run {
+        command: std::env::args().collect(),
+        code_version: CODE_VERSION.into(),
+        backend: backend_name(&device(config.device)),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        jobs,
+        trials_total: total,
+        trials_run: ran,
+        wall_seconds,
+        finished_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    if let Some(runs) = manifest["runs"].as_array_mut() {
+        runs.push(serde_json::to_value(run)?);
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
