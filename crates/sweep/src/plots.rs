@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use crate::config::Metric;
-use crate::report::{Distribution, Pair, speedup};
+use crate::report::{Cell, Distribution, Pair, speedup};
 use crate::train::Status;
 
 const FONT: &str = "sans-serif";
@@ -129,61 +129,56 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
         .draw()
         .map_err(&err)?;
 
-    for cell in &pair.cells {
-        let i = etas.iter().position(|e| *e == cell.eta_a).expect("listed");
-        let j = ratios.iter().position(|r| *r == cell.ratio).expect("listed");
-        let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
-        let (xl, xr) = (x - eta_gaps[i].0, x + eta_gaps[i].1);
-        let (rl, rh) = (r - ratio_gaps[j].0, r + ratio_gaps[j].1);
-        let corners = vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)];
-        let (fill, text) = match cell.metric(metric) {
-            Some((mean, _)) => (viridis(scale(mean)), format!("{mean:.3}")),
-            None => (RGBColor(190, 190, 190), status_word(cell.status()).to_string()),
-        };
-        chart
-            .draw_series(std::iter::once(Polygon::new(corners.clone(), fill.filled())))
-            .map_err(&err)?;
-        let is_best = best == Some((cell.eta_a, cell.ratio));
-        let (edge, width) = if is_best { (RED, 4) } else { (WHITE, 1) };
-        let mut outline = corners.clone();
-        outline.push(corners[0]);
-        chart
-            .draw_series(std::iter::once(PathElement::new(outline, edge.stroke_width(width))))
-            .map_err(&err)?;
-        let text_color = if cell.metric(metric).is_some_and(|(m, _)| scale(m) > 0.6) {
-            BLACK
-        } else {
-            WHITE
-        };
-        let text_color = if cell.metric(metric).is_none() {
-            BLACK
-        } else {
-            text_color
-        };
-        chart
-            .draw_series(std::iter::once(Text::new(
-                text,
-                (x, x + r),
-                (FONT, 13)
-                    .into_font()
-                    .color(&text_color)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Center,
-                    )),
-            )))
-            .map_err(&err)?;
-    }
+    // Cells first, then the diagonal, outlines (the best cell's last, so nothing covers it) and
+    // labels on top.
+    let shapes: Vec<(&Cell, Vec<(f64, f64)>)> = pair
+        .cells
+        .iter()
+        .map(|cell| {
+            let i = etas.iter().position(|e| *e == cell.eta_a).expect("listed");
+            let j = ratios.iter().position(|r| *r == cell.ratio).expect("listed");
+            let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
+            let (xl, xr) = (x - eta_gaps[i].0, x + eta_gaps[i].1);
+            let (rl, rh) = (r - ratio_gaps[j].0, r + ratio_gaps[j].1);
+            (cell, vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)])
+        })
+        .collect();
+    let fill = |cell: &Cell| match cell.metric(metric) {
+        Some((mean, _)) => viridis(scale(mean)),
+        None => RGBColor(190, 190, 190),
+    };
+    chart
+        .draw_series(shapes.iter().map(|(cell, corners)| Polygon::new(corners.clone(), fill(cell).filled())))
+        .map_err(&err)?;
     chart
         .draw_series(LineSeries::new(vec![(x0, x0), (x1, x1)], BLACK.stroke_width(2)))
         .map_err(&err)?
         .label("eta_B = eta_A (plain LoRA)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    let is_best = |cell: &Cell| best == Some((cell.eta_a, cell.ratio));
+    let outline = |corners: &Vec<(f64, f64)>| corners.iter().chain(std::iter::once(&corners[0])).copied().collect::<Vec<_>>();
     chart
-        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+        .draw_series(shapes.iter().filter(|(c, _)| !is_best(c)).map(|(_, k)| PathElement::new(outline(k), WHITE)))
+        .map_err(&err)?;
+    chart
+        .draw_series(shapes.iter().filter(|(c, _)| is_best(c)).map(|(_, k)| PathElement::new(outline(k), RED.stroke_width(4))))
         .map_err(&err)?
-        .label("best cell (red border)")
+        .label("best cell")
         .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], RED.stroke_width(3)));
+    let centered = plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Center,
+    );
+    chart
+        .draw_series(pair.cells.iter().map(|cell| {
+            let (text, color) = match cell.metric(metric) {
+                Some((mean, _)) => (format!("{mean:.3}"), if scale(mean) > 0.6 { BLACK } else { WHITE }),
+                None => (status_word(cell.status()).to_string(), BLACK),
+            };
+            let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
+            Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
+        }))
+        .map_err(&err)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
