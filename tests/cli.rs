@@ -349,7 +349,7 @@ fn bad_configs_fail_with_a_clear_message_and_write_nothing() {
         ),
         (
             "zero rank",
-            TINY.replace("rank = 2", "rank = 0"),
+            TINY.replace("\nrank = 2", "\nrank = 0"),
             "`rank`: must be at least 1",
         ),
         (
@@ -379,7 +379,7 @@ fn bad_configs_fail_with_a_clear_message_and_write_nothing() {
         ),
         (
             "rank too large",
-            TINY.replace("rank = 2", "rank = 64"),
+            TINY.replace("\nrank = 2", "\nrank = 64"),
             "rank 64 is too large",
         ),
     ];
@@ -397,4 +397,29 @@ fn bad_configs_fail_with_a_clear_message_and_write_nothing() {
     let output = loraplus(&["plan", dir.path().join("missing.toml").to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml: cannot read the config"));
+}
+
+#[test]
+fn a_list_valued_setting_becomes_an_axis_and_splits_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-2]")
+        .replace("\nrank = 2", "\nrank = [2, 4]");
+    let config = write_config(dir.path(), "tiny.toml", &text);
+    let plan = String::from_utf8(loraplus(&["plan", config.to_str().unwrap()]).stdout).unwrap();
+    // Per pair: 2 ranks x (ratios 1, 4, 16) + 1 head-only baseline (it has no rank).
+    assert!(
+        plan.contains("mlp/shift-a: 6 adapter trials + 1 head-only baselines"),
+        "{plan}"
+    );
+    assert!(plan.contains("other axes: rank"), "{plan}");
+    let out = dir.path().join("out");
+    sweep(&config, &out);
+    let best = out.join("best_ratios.csv");
+    let axes = column(&best, "axes");
+    let labels: std::collections::BTreeSet<String> = csv_rows(&best).iter().map(|r| r[axes].to_string()).collect();
+    assert_eq!(labels.into_iter().collect::<Vec<_>>(), ["rank=2", "rank=4"]);
+    assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-2.png")));
+    assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-4.png")));
 }

@@ -145,6 +145,7 @@ pub struct Batch {
 
 /// A batch's inputs.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // One per step, moved rarely: boxing would buy nothing.
 pub enum BatchInput {
     /// `[batch, dim]`.
     Vectors(Tensor<2>),

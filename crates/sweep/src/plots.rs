@@ -14,6 +14,9 @@ use crate::train::Status;
 
 const FONT: &str = "sans-serif";
 
+/// A seed-mean accuracy curve: (step, accuracy) points.
+type Curve = Vec<(usize, f64)>;
+
 fn register_embedded_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
@@ -148,7 +151,11 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
         None => RGBColor(190, 190, 190),
     };
     chart
-        .draw_series(shapes.iter().map(|(cell, corners)| Polygon::new(corners.clone(), fill(cell).filled())))
+        .draw_series(
+            shapes
+                .iter()
+                .map(|(cell, corners)| Polygon::new(corners.clone(), fill(cell).filled())),
+        )
         .map_err(&err)?;
     chart
         .draw_series(LineSeries::new(vec![(x0, x0), (x1, x1)], BLACK.stroke_width(2)))
@@ -156,12 +163,28 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
         .label("eta_B = eta_A (plain LoRA)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     let is_best = |cell: &Cell| best == Some((cell.eta_a, cell.ratio));
-    let outline = |corners: &Vec<(f64, f64)>| corners.iter().chain(std::iter::once(&corners[0])).copied().collect::<Vec<_>>();
+    let outline = |corners: &Vec<(f64, f64)>| {
+        corners
+            .iter()
+            .chain(std::iter::once(&corners[0]))
+            .copied()
+            .collect::<Vec<_>>()
+    };
     chart
-        .draw_series(shapes.iter().filter(|(c, _)| !is_best(c)).map(|(_, k)| PathElement::new(outline(k), WHITE)))
+        .draw_series(
+            shapes
+                .iter()
+                .filter(|(c, _)| !is_best(c))
+                .map(|(_, k)| PathElement::new(outline(k), WHITE)),
+        )
         .map_err(&err)?;
     chart
-        .draw_series(shapes.iter().filter(|(c, _)| is_best(c)).map(|(_, k)| PathElement::new(outline(k), RED.stroke_width(4))))
+        .draw_series(
+            shapes
+                .iter()
+                .filter(|(c, _)| is_best(c))
+                .map(|(_, k)| PathElement::new(outline(k), RED.stroke_width(4))),
+        )
         .map_err(&err)?
         .label("best cell")
         .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], RED.stroke_width(3)));
@@ -236,7 +259,8 @@ pub fn curves(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
         .filter_map(|c| c.metric(metric).map(|m| (c, m.0)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c);
-    let mut series: Vec<(String, Vec<(usize, f64)>, RGBColor)> = Vec::new();
+    // (legend, seed-mean curve, colour)
+    let mut series: Vec<(String, Curve, RGBColor)> = Vec::new();
     if let Some(l) = &lora {
         series.push((
             format!("LoRA: ratio 1, eta_A {:.1e}", l.cell.eta_a),

@@ -380,7 +380,7 @@ fn write_results_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
             opt(best(|p| p.val_accuracy)),
             opt(best(|p| p.test_accuracy)),
             opt(r.last().and_then(|p| p.train_loss)),
-            r.majority_test_accuracy.to_string(),
+            opt(r.majority_test_accuracy),
             r.steps_run.to_string(),
             r.steps_planned.to_string(),
             r.trainable_params.to_string(),
@@ -541,7 +541,7 @@ fn summary(pairs: &[Pair], distribution: &Distribution, settings: &ReportSetting
             .cells
             .first()
             .and_then(|c| c.trials.first())
-            .map(|t| t.majority_test_accuracy)
+            .and_then(|t| t.majority_test_accuracy)
         {
             let _ = writeln!(out, "  majority class  test accuracy {majority:.4}");
         }

@@ -20,7 +20,7 @@ use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
 use crate::store::{Store, TrialRecord, write_atomic};
 use crate::train::Status;
-use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, prepare_bases, run_trial};
+use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_trial};
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Device {
@@ -140,9 +140,7 @@ fn record_run(
         command: std::env::args().collect(),
         code_version: CODE_VERSION.into(),
         backend: backend_name(&device(config.device)),
-        host: std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        host: host_name(),
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         jobs,
         trials_total: total,

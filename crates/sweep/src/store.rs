@@ -37,8 +37,9 @@ pub struct TrialRecord {
     pub steps_planned: usize,
     /// Evaluation points; the last is the final evaluation.
     pub curve: Vec<CurvePoint>,
-    /// Accuracy of always predicting the test split's majority class.
-    pub majority_test_accuracy: f64,
+    /// Accuracy of always predicting the test split's majority class (none if the trial failed
+    /// before its data was read).
+    pub majority_test_accuracy: Option<f64>,
     /// Trainable / total parameters.
     pub trainable_params: usize,
     /// Total parameters.

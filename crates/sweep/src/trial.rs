@@ -1,7 +1,7 @@
 //! Running one trial, and pretraining (once, cached) the bases trials start from.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -135,7 +135,7 @@ fn pretrain(model: Classifier, mut info: BaseInfo, device: &Device) -> Result<(C
     Ok((outcome.model, info))
 }
 
-fn save_base(base: &Classifier, info: &BaseInfo, path: &PathBuf) -> Result<()> {
+fn save_base(base: &Classifier, info: &BaseInfo, path: &Path) -> Result<()> {
     std::fs::create_dir_all(path.parent().expect("bases/ folder"))?;
     let bytes = base
         .clone()
@@ -182,7 +182,7 @@ pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &
         steps_run: outcome.steps_run,
         steps_planned: steps,
         curve: outcome.curve,
-        majority_test_accuracy: data.test.majority_accuracy(data.n_classes),
+        majority_test_accuracy: Some(data.test.majority_accuracy(data.n_classes)),
         trainable_params,
         total_params,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -200,7 +200,7 @@ pub fn failed_record(spec: &TrialSpec, message: String, device: &Device) -> Tria
         steps_run: 0,
         steps_planned: spec.steps(),
         curve: Vec::new(),
-        majority_test_accuracy: f64::NAN,
+        majority_test_accuracy: None,
         trainable_params: 0,
         total_params: 0,
         wall_seconds: 0.0,
@@ -212,14 +212,19 @@ fn provenance(device: &Device) -> Provenance {
     Provenance {
         code_version: CODE_VERSION.to_string(),
         backend: backend_name(device),
-        host: std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        host: host_name(),
         finished_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     }
+}
+
+/// This machine's name, where the system says it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn attach_config(spec: &TrialSpec) -> AttachConfig {

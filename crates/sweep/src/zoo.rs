@@ -60,6 +60,7 @@ pub struct BertSpec {
 
 /// The model a trial trains: any of the architectures above.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // A handful per sweep; the variants' tensors live on the heap.
 pub enum Classifier {
     /// An MLP or the toy network.
     Mlp(Mlp),
