@@ -130,15 +130,9 @@ impl LoraLinear {
     }
 
     fn fold(mut self, merge: bool) -> Self {
-        let Some(adapter) = self.adapter.as_mut() else {
-            return self;
-        };
-        if adapter.merged == merge {
-            return self;
+        if let Some(adapter) = self.adapter.as_mut() {
+            self.base.weight = adapter.fold(self.base.weight, merge);
         }
-        let delta = adapter.delta();
-        self.base.weight = self.base.weight.map(|w| if merge { w + delta } else { w - delta });
-        adapter.merged = merge;
         self
     }
 }

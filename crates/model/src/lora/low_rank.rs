@@ -50,6 +50,16 @@ impl LowRank {
         linear(hidden, self.lora_b.val(), None).mul_scalar(self.scaling)
     }
 
+    /// Adds (`merge`) or subtracts `s A B` to/from `weight`, unless it already is in that state.
+    pub fn fold(&mut self, weight: Param<Tensor<2>>, merge: bool) -> Param<Tensor<2>> {
+        if self.merged == merge {
+            return weight;
+        }
+        let delta = self.delta();
+        self.merged = merge;
+        weight.map(|w| if merge { w + delta } else { w - delta })
+    }
+
     /// `s A B` as a dense `[d_in, d_out]` matrix, outside any autodiff graph.
     pub fn delta(&self) -> Tensor<2> {
         let a = self.lora_a.val().detach();
