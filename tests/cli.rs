@@ -423,3 +423,72 @@ fn a_list_valued_setting_becomes_an_axis_and_splits_the_report() {
     assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-2.png")));
     assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-4.png")));
 }
+
+/// A tiny BERT on token sequences, with dropout in the encoder and the adapters.
+const TINY_BERT: &str = r#"
+name = "tiny-bert"
+seeds = [0]
+[grid]
+eta_a = [1e-3]
+ratio = [16]
+baseline = false
+[train]
+steps = 30
+batch_size = 8
+eval_interval = 10
+[lora]
+rank = 2
+dropout = 0.1
+[[task]]
+name = "tokens"
+kind = "bag_of_tokens"
+vocab = 30
+seq_len = 8
+n_classes = 2
+n_train = 200
+n_val = 40
+n_test = 40
+[[task]]
+name = "tokens-shift"
+kind = "bag_of_tokens"
+vocab = 30
+seq_len = 8
+n_classes = 2
+shift_rank = 1
+shift_scale = 1.0
+n_train = 100
+n_val = 40
+n_test = 40
+[[model]]
+name = "bert"
+kind = "bert"
+hidden_size = 16
+num_hidden_layers = 1
+num_attention_heads = 2
+intermediate_size = 32
+dropout = 0.1
+pretrain = { task = "tokens", steps = 30, lr = 1e-3, batch_size = 16 }
+"#;
+
+#[test]
+fn trials_with_dropout_are_reproducible_whatever_the_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "bert.toml", TINY_BERT);
+    let run = |name: &str, jobs: &str| {
+        let out = dir.path().join(name);
+        let output = loraplus(&[
+            "sweep",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+        ]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let path = out.join("curves.csv");
+        fs::read_to_string(path).unwrap()
+    };
+    let (one, two, again) = (run("one", "1"), run("two", "2"), run("again", "2"));
+    assert_eq!(two, again, "same config, same numbers");
+    assert_eq!(one, two, "the number of parallel trials does not change them");
+}

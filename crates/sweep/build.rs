@@ -5,7 +5,11 @@
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok().filter(|out| out.status.success())?;
+    let out = Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 

@@ -8,6 +8,7 @@
 //! - [`models`]: the toy width-n network, an MLP classifier and a BERT classifier.
 
 mod adapt;
+mod dropout;
 mod error;
 pub mod init;
 mod lora;
@@ -18,6 +19,7 @@ pub mod peft;
 mod test_util;
 
 pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
+pub use dropout::{Dropout, DropoutConfig, with_dropout_seed};
 pub use error::LoraError;
 pub use lora::{
     LoraConfig, LoraEmbedding, LoraEmbeddingConfig, LoraInit, LoraLinear, LoraLinearConfig, LoraScaling, LowRank,

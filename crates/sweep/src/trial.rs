@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
-use loraplus_model::{AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, param_counts, param_table};
+use loraplus_model::{
+    AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, param_counts, param_table, with_dropout_seed,
+};
 use loraplus_optim::{LoraPlusConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -122,7 +124,7 @@ fn pretrain(model: Classifier, mut info: BaseInfo, device: &Device) -> Result<(C
         diverge_factor: f64::INFINITY,
         data_seed: recipe.seed,
     };
-    let outcome = fit(model, optim, &data, &plan, device);
+    let outcome = with_dropout_seed(recipe.seed, || fit(model, optim, &data, &plan, device));
     anyhow::ensure!(
         outcome.status == Status::Ok,
         "pretraining of `{}` on `{}` diverged: {}; lower its pretrain.lr",
@@ -173,7 +175,8 @@ pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &
         // The data order depends on the seed alone, so trials of one seed see the same batches.
         data_seed: spec.seed ^ 0x5eed_da7a,
     };
-    let outcome = fit(model, optim, data, &plan, device);
+    // Dropout masks, like everything else random in a trial, follow its seed.
+    let outcome = with_dropout_seed(spec.seed ^ 0xd20f_0a75, || fit(model, optim, data, &plan, device));
     Ok(TrialRecord {
         trial_id: spec.id(),
         status: outcome.status,

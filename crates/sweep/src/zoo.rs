@@ -52,8 +52,7 @@ pub struct BertSpec {
     pub num_attention_heads: usize,
     /// Feed-forward width.
     pub intermediate_size: usize,
-    /// Dropout in the encoder. Default: 0 (dropout draws from a device-wide generator that
-    /// parallel trials share, which would make them irreproducible).
+    /// Dropout in the encoder (masks follow the trial's seed). Default: 0.
     #[serde(default)]
     pub dropout: f64,
 }

@@ -1,7 +1,7 @@
 //! `LowRank`: the trainable pair `(A, B)` shared by linear and embedding adapters.
 
+use crate::{Dropout, DropoutConfig};
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Tensor, module::linear};
 
 /// The update `s (x A) B` of a LoRA adapter.

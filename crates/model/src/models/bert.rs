@@ -8,13 +8,15 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax, tanh};
 use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{LoraEmbedding, LoraEmbeddingConfig, LoraLinear, LoraLinearConfig, LoraModel, Site, init};
+use crate::{
+    Dropout, DropoutConfig, LoraEmbedding, LoraEmbeddingConfig, LoraLinear, LoraLinearConfig, LoraModel, Site, init,
+};
 
 /// The encoder's settings, with the field names of a Hugging Face BERT `config.json`.
 #[derive(Config, Debug, PartialEq)]

@@ -1,0 +1,144 @@
+//! Dropout whose masks come from a seeded generator owned by the running trial.
+//!
+//! Burn's `Dropout` draws from the backend's process-wide generator, so trials training in
+//! parallel interleave their draws and cannot be reproduced. Here each thread holds a stack of
+//! generators: [`with_dropout_seed`] pushes one for the duration of a closure (a trial), and every
+//! mask drawn inside it comes from that generator alone. A stack, not a single slot, because
+//! rayon may run a second trial on the same thread while the first waits inside a parallel
+//! tensor op; the second pushes and pops its own generator and leaves the first one's untouched.
+
+use std::cell::RefCell;
+
+use burn::config::Config;
+use burn::module::{Flag, Module, Param};
+use burn::tensor::{Tensor, TensorData};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+thread_local! {
+    static GENERATORS: RefCell<Vec<StdRng>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `body` with dropout masks drawn from a generator seeded with `seed`.
+pub fn with_dropout_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
+    GENERATORS.with(|g| g.borrow_mut().push(StdRng::seed_from_u64(seed)));
+    let result = body();
+    GENERATORS.with(|g| g.borrow_mut().pop());
+    result
+}
+
+/// `n` mask values: `1 / keep` with probability `keep`, else 0. Outside any
+/// [`with_dropout_seed`] scope the generator is seeded with 0.
+fn mask(n: usize, keep: f64) -> Vec<f32> {
+    let scale = (1.0 / keep) as f32;
+    let draw = |rng: &mut StdRng| {
+        (0..n)
+            .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+            .collect()
+    };
+    GENERATORS.with(|g| {
+        let mut stack = g.borrow_mut();
+        if stack.is_empty() {
+            stack.push(StdRng::seed_from_u64(0));
+        }
+        draw(stack.last_mut().expect("pushed above"))
+    })
+}
+
+/// Configuration of a [`Dropout`].
+#[derive(Config, Debug)]
+pub struct DropoutConfig {
+    /// Probability of zeroing an element during training.
+    pub prob: f64,
+}
+
+/// Zeroes each element with probability `prob` during training and scales the rest by
+/// `1 / (1 - prob)` (Srivastava et al. 2014); the identity in evaluation (`Module::valid`) and
+/// on devices without autodiff.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    /// Probability of zeroing an element.
+    pub prob: f64,
+    /// Whether the layer trains; cleared by `valid` and `freeze`.
+    pub training: Param<Flag>,
+}
+
+impl DropoutConfig {
+    /// A dropout layer.
+    ///
+    /// # Panics
+    /// If `prob` is not in `[0, 1)`.
+    pub fn init(&self) -> Dropout {
+        assert!(
+            (0.0..1.0).contains(&self.prob),
+            "dropout probability must be in [0, 1), got {}",
+            self.prob
+        );
+        Dropout {
+            prob: self.prob,
+            training: Param::from_bool(true),
+        }
+    }
+}
+
+impl Dropout {
+    /// # Shapes
+    /// `[...] -> [...]`
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        if self.prob == 0.0 || !self.training.is_enabled() || !input.device().is_autodiff() {
+            return input;
+        }
+        let shape = input.shape();
+        let values = mask(shape.num_elements(), 1.0 - self.prob);
+        let mask = Tensor::<D>::from_data(TensorData::new(values, shape), &input.device());
+        input * mask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    fn dropped(seed: u64) -> Vec<f32> {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<2>::ones([50, 40], &device);
+        with_dropout_seed(seed, || DropoutConfig::new(0.25).init().forward(x))
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_mask_and_kept_values_are_rescaled() {
+        let (a, b, c) = (dropped(3), dropped(3), dropped(4));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.iter().all(|v| *v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        let kept = a.iter().filter(|v| **v != 0.0).count() as f64 / a.len() as f64;
+        assert!((kept - 0.75).abs() < 0.05, "kept {kept}");
+    }
+
+    #[test]
+    fn a_nested_scope_leaves_the_outer_generator_untouched() {
+        let device = Device::flex().autodiff();
+        let dropout = DropoutConfig::new(0.5).init();
+        let x = || Tensor::<1>::ones([64], &device);
+        let alone = with_dropout_seed(1, || {
+            (dropout.forward(x()).into_data(), dropout.forward(x()).into_data())
+        });
+        let interrupted = with_dropout_seed(1, || {
+            let first = dropout.forward(x()).into_data();
+            with_dropout_seed(2, || dropout.forward(x()));
+            (first, dropout.forward(x()).into_data())
+        });
+        assert_eq!(alone, interrupted);
+    }
+
+    #[test]
+    fn evaluation_is_the_identity() {
+        let device = Device::flex().autodiff();
+        let dropout = DropoutConfig::new(0.5).init().valid();
+        let x = Tensor::<1>::ones([64], &device.inner());
+        assert_eq!(dropout.forward(x.clone()).into_data(), x.into_data());
+    }
+}
