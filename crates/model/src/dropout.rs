@@ -30,9 +30,14 @@ pub fn with_dropout_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
 /// [`with_dropout_seed`] scope the generator is seeded with 0.
 fn mask(n: usize, keep: f64) -> Vec<f32> {
     let scale = (1.0 / keep) as f32;
+    // A kept element is a uniform u32 below keep * 2^32: one 32-bit draw per element, filled in
+    // bulk, which keeps masks for millions of activations cheap.
+    let threshold = (keep * 4_294_967_296.0) as u64;
     let draw = |rng: &mut StdRng| {
-        (0..n)
-            .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+        let mut bits = vec![0u32; n];
+        rng.fill(&mut bits[..]);
+        bits.into_iter()
+            .map(|b| if (b as u64) < threshold { scale } else { 0.0 })
             .collect()
     };
     GENERATORS.with(|g| {
