@@ -36,7 +36,7 @@ enum Command {
     Sweep {
         /// The sweep config (TOML).
         config: PathBuf,
-        /// Output directory. Default: results/<config file stem>.
+        /// Output directory. Default: runs/<config file stem>.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Trials run at a time. Default: the number of CPU cores.
@@ -117,7 +117,7 @@ fn run(command: Command) -> Result<()> {
 
 fn default_out(config: &Path) -> PathBuf {
     let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-    PathBuf::from("results").join(stem)
+    PathBuf::from("runs").join(stem)
 }
 
 fn plan(path: &Path, list: bool) -> Result<()> {
