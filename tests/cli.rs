@@ -189,6 +189,8 @@ fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
     .unwrap();
     assert!(record["spec"]["seed"].is_u64() && record["spec"]["train"]["steps"] == 40);
     assert_eq!(record["provenance"]["backend"], "flex");
+    let accuracy = &record["accuracy"];
+    assert!(accuracy["best_test"].as_f64().unwrap() >= accuracy["final_test"].as_f64().unwrap());
     assert!(!record["provenance"]["code_version"].as_str().unwrap().is_empty());
 
     // The report is rebuilt from the records alone, identically.

@@ -358,7 +358,6 @@ fn write_results_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
     header.push("message".into());
     out.write_record(&header)?;
     for r in records {
-        let best = |f: fn(&CurvePoint) -> f64| r.curve.iter().map(f).max_by(f64::total_cmp);
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let method = serde_json::to_value(r.spec.method)?
             .as_str()
@@ -375,11 +374,11 @@ fn write_results_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
             r.spec.ratio.to_string(),
             r.spec.eta_b().to_string(),
             status,
-            opt(r.final_val_accuracy()),
-            opt(r.final_test_accuracy()),
-            opt(best(|p| p.val_accuracy)),
-            opt(best(|p| p.test_accuracy)),
-            opt(r.last().and_then(|p| p.train_loss)),
+            opt(r.accuracy.final_val),
+            opt(r.accuracy.final_test),
+            opt(r.accuracy.best_val),
+            opt(r.accuracy.best_test),
+            opt(r.accuracy.final_train_loss),
             opt(r.majority_test_accuracy),
             r.steps_run.to_string(),
             r.steps_planned.to_string(),

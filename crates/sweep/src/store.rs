@@ -35,6 +35,8 @@ pub struct TrialRecord {
     pub steps_run: usize,
     /// Updates planned.
     pub steps_planned: usize,
+    /// Final and best accuracies, read off `curve`.
+    pub accuracy: Accuracies,
     /// Evaluation points; the last is the final evaluation.
     pub curve: Vec<CurvePoint>,
     /// Accuracy of always predicting the test split's majority class (none if the trial failed
@@ -48,6 +50,35 @@ pub struct TrialRecord {
     pub wall_seconds: f64,
     /// Where and with what it ran.
     pub provenance: Provenance,
+}
+
+/// A trial's headline numbers (none where the trial never evaluated).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Accuracies {
+    /// Validation accuracy at the last evaluation (of a diverged trial: its last before diverging).
+    pub final_val: Option<f64>,
+    /// Test accuracy at the last evaluation.
+    pub final_test: Option<f64>,
+    /// Highest validation accuracy over the curve.
+    pub best_val: Option<f64>,
+    /// Highest test accuracy over the curve.
+    pub best_test: Option<f64>,
+    /// Mean training loss over the last evaluation window.
+    pub final_train_loss: Option<f64>,
+}
+
+impl Accuracies {
+    /// The headline numbers of `curve`.
+    pub fn of(curve: &[CurvePoint]) -> Self {
+        let best = |f: fn(&CurvePoint) -> f64| curve.iter().map(f).max_by(f64::total_cmp);
+        Self {
+            final_val: curve.last().map(|p| p.val_accuracy),
+            final_test: curve.last().map(|p| p.test_accuracy),
+            best_val: best(|p| p.val_accuracy),
+            best_test: best(|p| p.test_accuracy),
+            final_train_loss: curve.last().and_then(|p| p.train_loss),
+        }
+    }
 }
 
 /// The code and machine that produced a record.
@@ -69,14 +100,9 @@ impl TrialRecord {
         self.curve.last()
     }
 
-    /// Final validation accuracy (of a diverged trial: its last evaluation before diverging).
-    pub fn final_val_accuracy(&self) -> Option<f64> {
-        self.last().map(|p| p.val_accuracy)
-    }
-
     /// Final test accuracy.
     pub fn final_test_accuracy(&self) -> Option<f64> {
-        self.last().map(|p| p.test_accuracy)
+        self.accuracy.final_test
     }
 }
 

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
 use crate::data::TaskData;
 use crate::grid::{Method, TrialSpec};
-use crate::store::{Provenance, Store, TrialRecord, write_atomic};
+use crate::store::{Accuracies, Provenance, Store, TrialRecord, write_atomic};
 use crate::train::{FitPlan, Status, fit};
 use crate::zoo::Classifier;
 
@@ -184,6 +184,7 @@ pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &
         spec: spec.clone(),
         steps_run: outcome.steps_run,
         steps_planned: steps,
+        accuracy: Accuracies::of(&outcome.curve),
         curve: outcome.curve,
         majority_test_accuracy: Some(data.test.majority_accuracy(data.n_classes)),
         trainable_params,
@@ -202,6 +203,7 @@ pub fn failed_record(spec: &TrialSpec, message: String, device: &Device) -> Tria
         spec: spec.clone(),
         steps_run: 0,
         steps_planned: spec.steps(),
+        accuracy: Accuracies::default(),
         curve: Vec::new(),
         majority_test_accuracy: None,
         trainable_params: 0,
