@@ -80,13 +80,17 @@ fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn sweep(config: &Path, out: &Path) -> Output {
+    sweep_with_jobs(config, out, "2")
+}
+
+fn sweep_with_jobs(config: &Path, out: &Path, jobs: &str) -> Output {
     let output = loraplus(&[
         "sweep",
         config.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--jobs",
-        "2",
+        jobs,
     ]);
     assert!(
         output.status.success(),
@@ -478,15 +482,7 @@ fn trials_with_dropout_are_reproducible_whatever_the_parallelism() {
     let config = write_config(dir.path(), "bert.toml", TINY_BERT);
     let run = |name: &str, jobs: &str| {
         let out = dir.path().join(name);
-        let output = loraplus(&[
-            "sweep",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--jobs",
-            jobs,
-        ]);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        sweep_with_jobs(&config, &out, jobs);
         let path = out.join("curves.csv");
         fs::read_to_string(path).unwrap()
     };
