@@ -15,12 +15,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeviceChoice, SweepConfig};
-use crate::data::TaskData;
 use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
 use crate::store::{Store, TrialRecord, write_atomic};
 use crate::train::Status;
 use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_trial};
+use loraplus_data::TaskData;
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Device {

@@ -11,8 +11,8 @@ use loraplus_optim::LoraPlus;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Split, TaskData};
 use crate::zoo::Classifier;
+use loraplus_data::{Split, TaskData};
 
 /// How long and how a model trains.
 #[derive(Debug, Clone)]

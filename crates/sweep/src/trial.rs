@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
-use crate::data::TaskData;
 use crate::grid::{Method, TrialSpec};
 use crate::store::{Accuracies, Provenance, Store, TrialRecord, write_atomic};
 use crate::train::{FitPlan, Status, fit};
 use crate::zoo::Classifier;
+use loraplus_data::TaskData;
 
 /// The code version baked in at build time.
 pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");

@@ -8,7 +8,8 @@ use loraplus_model::{LoraEmbedding, LoraLinear, LoraModel, Site, init};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{BatchInput, TaskKind};
+use crate::data::TaskKind;
+use loraplus_data::BatchInput;
 
 /// An architecture, sized by its config; input sizes come from the pretraining task.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -1,0 +1,112 @@
+//! Examples as the models eat them: a task's splits, and batches on a device.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// A task's three splits.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    /// Training examples.
+    pub train: Split,
+    /// Validation examples.
+    pub val: Split,
+    /// Test examples.
+    pub test: Split,
+    /// Number of classes.
+    pub n_classes: usize,
+}
+
+/// Examples of one split.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The inputs.
+    pub inputs: Inputs,
+    /// One label per example, in `0..n_classes`.
+    pub labels: Vec<i64>,
+}
+
+/// The inputs of a split, row-major.
+#[derive(Debug, Clone)]
+pub enum Inputs {
+    /// `[n, dim]` features.
+    Vectors { values: Vec<f32>, dim: usize },
+    /// `[n, seq_len]` token ids and attention mask (1 = token, 0 = padding).
+    Tokens {
+        ids: Vec<i64>,
+        mask: Vec<i64>,
+        seq_len: usize,
+    },
+}
+
+/// A batch on a device.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The inputs.
+    pub input: BatchInput,
+    /// `[batch]` labels.
+    pub labels: Tensor<1, Int>,
+}
+
+/// A batch's inputs.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // One per step, moved rarely: boxing would buy nothing.
+pub enum BatchInput {
+    /// `[batch, dim]`.
+    Vectors(Tensor<2>),
+    /// `[batch, seq]` ids and mask.
+    Tokens { ids: Tensor<2, Int>, mask: Tensor<2, Int> },
+}
+
+impl Split {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The accuracy of always answering the most frequent class.
+    pub fn majority_accuracy(&self, n_classes: usize) -> f64 {
+        let mut counts = vec![0usize; n_classes];
+        for label in &self.labels {
+            counts[*label as usize] += 1;
+        }
+        *counts.iter().max().unwrap_or(&0) as f64 / self.len().max(1) as f64
+    }
+
+    /// The examples at `indices`, as tensors on `device`.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Batch {
+        let n = indices.len();
+        let input = match &self.inputs {
+            Inputs::Vectors { values, dim } => {
+                let rows: Vec<f32> = indices
+                    .iter()
+                    .flat_map(|i| &values[i * dim..(i + 1) * dim])
+                    .copied()
+                    .collect();
+                BatchInput::Vectors(Tensor::from_data(TensorData::new(rows, [n, *dim]), device))
+            }
+            Inputs::Tokens { ids, mask, seq_len } => {
+                let take = |all: &[i64]| -> Tensor<2, Int> {
+                    let rows: Vec<i64> = indices
+                        .iter()
+                        .flat_map(|i| &all[i * seq_len..(i + 1) * seq_len])
+                        .copied()
+                        .collect();
+                    Tensor::from_data(TensorData::new(rows, [n, *seq_len]), device)
+                };
+                BatchInput::Tokens {
+                    ids: take(ids),
+                    mask: take(mask),
+                }
+            }
+        };
+        let labels: Vec<i64> = indices.iter().map(|i| self.labels[*i]).collect();
+        Batch {
+            input,
+            labels: Tensor::from_data(TensorData::new(labels, [n]), device),
+        }
+    }
+}
