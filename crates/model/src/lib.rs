@@ -17,6 +17,7 @@ mod params;
 pub mod peft;
 #[cfg(test)]
 mod test_util;
+mod weights;
 
 pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
 pub use dropout::{Dropout, DropoutConfig, with_dropout_seed};

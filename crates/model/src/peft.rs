@@ -15,16 +15,16 @@
 //! model mirrors, so an adapter written here loads with `PeftModel.from_pretrained` on the
 //! matching PyTorch model, and one PEFT wrote loads here.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use burn::tensor::Tensor;
+use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::adapt::attach_where;
+use crate::weights::Weights;
 use crate::{AttachConfig, LoraConfig, LoraError, LoraInit, LoraModel, LoraScaling, init};
 
 /// The weights file PEFT reads and writes.
@@ -349,70 +349,6 @@ fn check_supported(file: &PeftConfigFile, path: &Path) -> Result<(), LoraError> 
         return unsupported("per-layer rank_pattern / alpha_pattern are not supported".into());
     }
     Ok(())
-}
-
-/// The tensors of a safetensors file, each to be taken exactly once.
-struct Weights<'a> {
-    file: SafeTensors<'a>,
-    path: PathBuf,
-    unused: BTreeSet<String>,
-}
-
-impl<'a> Weights<'a> {
-    fn parse(bytes: &'a [u8], path: &Path) -> Result<Self, LoraError> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| LoraError::Format {
-            path: path.into(),
-            message: format!("not a safetensors file: {e}"),
-        })?;
-        let unused = file.names().into_iter().map(String::from).collect();
-        Ok(Self {
-            file,
-            path: path.into(),
-            unused,
-        })
-    }
-
-    /// The tensor `key`, which must have `shape` and hold f32.
-    fn take<const D: usize>(&mut self, key: &str, shape: [usize; D], device: &Device) -> Result<Tensor<D>, LoraError> {
-        let view = self.file.tensor(key).map_err(|_| LoraError::MissingTensor {
-            path: self.path.clone(),
-            key: key.into(),
-            expected: shape.to_vec(),
-        })?;
-        if view.shape() != shape {
-            return Err(LoraError::WrongShape {
-                path: self.path.clone(),
-                key: key.into(),
-                expected: shape.to_vec(),
-                found: view.shape().to_vec(),
-            });
-        }
-        if view.dtype() != Dtype::F32 {
-            return Err(LoraError::Format {
-                path: self.path.clone(),
-                message: format!("tensor `{key}` is {:?}; only F32 is supported", view.dtype()),
-            });
-        }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        self.unused.remove(key);
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
-    }
-
-    /// A 2-D tensor stored in PyTorch's `[out, in]` orientation, as a trainable `[in, out]` param.
-    fn take_t(&mut self, key: &str, shape: [usize; 2], device: &Device) -> Result<Param<Tensor<2>>, LoraError> {
-        Ok(Param::from_tensor(self.take(key, shape, device)?.transpose()))
-    }
-
-    fn finish(self) -> Result<(), LoraError> {
-        match self.unused.into_iter().next() {
-            Some(key) => Err(LoraError::UnexpectedTensor { path: self.path, key }),
-            None => Ok(()),
-        }
-    }
 }
 
 /// A named tensor for the file, in the orientation it is stored.

@@ -277,9 +277,14 @@ impl BertConfig {
 }
 
 impl BertClassifierConfig {
-    /// A randomly initialised classifier.
+    /// A randomly initialised classifier (pooler included with CLS pooling).
     pub fn init(&self, rng: &mut impl Rng, device: &Device) -> BertClassifier {
         let bert = self.bert.init(self.pooling == Pooling::Cls, rng, device);
+        self.with_encoder(bert, rng, device)
+    }
+
+    /// A classifier on `bert`, with a freshly initialised head.
+    pub fn with_encoder(&self, bert: BertModel, rng: &mut impl Rng, device: &Device) -> BertClassifier {
         let classifier = LoraLinearConfig::new(self.bert.hidden_size, self.n_classes)
             .with_init_std(Some(self.bert.initializer_range))
             .init(rng, device)

@@ -1,10 +1,12 @@
 //! The models the experiments fine-tune, each a `Config` + `Module` pair sized by its config.
 
 mod bert;
+mod bert_hf;
 mod mlp;
 
 pub use bert::{
     BertAttention, BertClassifier, BertClassifierConfig, BertConfig, BertEmbeddings, BertEncoder, BertIntermediate,
     BertLayer, BertModel, BertOutput, BertPooler, BertSelfAttention, HiddenAct, Pooling, mean_pool,
 };
+pub use bert_hf::{load_bert, read_bert_config};
 pub use mlp::{Mlp, MlpConfig, ToyWidthConfig};

@@ -1,0 +1,275 @@
+//! Hugging Face BERT checkpoints: a folder with `config.json` and `model.safetensors`, as
+//! `save_pretrained` writes it for `BertModel`, `BertForSequenceClassification`,
+//! sentence-transformers' BERT encoders and the like.
+//!
+//! Nothing here is specific to one checkpoint. The names map one to one onto the fields of
+//! [`BertModel`] (`self` -> `self_attention`, `LayerNorm` -> `layer_norm`; a leading `bert.` is
+//! accepted), PyTorch's `[out, in]` linear weights are transposed to Burn's `[in, out]`, and every
+//! tensor is checked for its shape. Tensors a classifier does not use (`embeddings.position_ids`,
+//! masked-LM heads under `cls.`, a previous task's `classifier.`) are skipped; any other tensor
+//! the model has no place for is an error, so a checkpoint of another architecture cannot load
+//! half-way.
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::tensor::Device;
+use rand::Rng;
+use serde::Deserialize;
+
+use super::bert::{BertClassifier, BertClassifierConfig, BertConfig, BertModel, HiddenAct, Pooling};
+use crate::weights::Weights;
+use crate::{LoraError, LoraLinear, init};
+
+/// The architecture file of a checkpoint folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// The weights file of a checkpoint folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Tensor-name prefixes a classifier has no use for.
+const SKIPPED: [&str; 3] = ["embeddings.position_ids", "cls.", "classifier."];
+
+/// The fields of a Hugging Face `config.json` that shape a BERT encoder.
+#[derive(Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    model_type: Option<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "default_hidden_act")]
+    hidden_act: String,
+    #[serde(default = "default_dropout")]
+    hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    attention_probs_dropout_prob: f64,
+    #[serde(default = "default_max_positions")]
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_initializer_range")]
+    initializer_range: f64,
+    #[serde(default)]
+    position_embedding_type: Option<String>,
+}
+
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_max_positions() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_initializer_range() -> f64 {
+    0.02
+}
+
+/// Reads `dir/config.json` as the encoder's settings.
+///
+/// Fails, naming the file and field, on anything but a BERT-architecture encoder: another
+/// `model_type`, relative position embeddings, or an activation this crate does not have.
+pub fn read_bert_config(dir: &Path) -> Result<BertConfig, LoraError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| LoraError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let format = |message: String| LoraError::Format {
+        path: path.clone(),
+        message,
+    };
+    let file: ConfigFile =
+        serde_json::from_str(&text).map_err(|e| format(format!("not a Hugging Face BERT config.json: {e}")))?;
+    if let Some(model_type) = file.model_type.as_deref().filter(|t| *t != "bert") {
+        return Err(format(format!(
+            "model_type is `{model_type}`; only BERT-architecture checkpoints (`bert`) can be loaded"
+        )));
+    }
+    if let Some(kind) = file.position_embedding_type.as_deref().filter(|t| *t != "absolute") {
+        return Err(format(format!(
+            "position_embedding_type is `{kind}`; only `absolute` is supported"
+        )));
+    }
+    let hidden_act = match file.hidden_act.as_str() {
+        "gelu" => HiddenAct::Gelu,
+        "gelu_new" | "gelu_pytorch_tanh" => HiddenAct::GeluNew,
+        "relu" => HiddenAct::Relu,
+        other => {
+            return Err(format(format!(
+                "hidden_act is `{other}`; allowed: gelu, gelu_new, gelu_pytorch_tanh, relu"
+            )));
+        }
+    };
+    if file.num_attention_heads == 0 || !file.hidden_size.is_multiple_of(file.num_attention_heads) {
+        return Err(format(format!(
+            "num_attention_heads {} does not divide hidden_size {}",
+            file.num_attention_heads, file.hidden_size
+        )));
+    }
+    Ok(BertConfig::new(
+        file.vocab_size,
+        file.hidden_size,
+        file.num_hidden_layers,
+        file.num_attention_heads,
+        file.intermediate_size,
+    )
+    .with_hidden_act(hidden_act)
+    .with_hidden_dropout_prob(file.hidden_dropout_prob)
+    .with_attention_probs_dropout_prob(file.attention_probs_dropout_prob)
+    .with_max_position_embeddings(file.max_position_embeddings)
+    .with_type_vocab_size(file.type_vocab_size)
+    .with_layer_norm_eps(file.layer_norm_eps)
+    .with_initializer_range(file.initializer_range))
+}
+
+/// Loads the encoder of the checkpoint in `dir`, sized by `config` (usually
+/// [`read_bert_config`]'s, with dropout changed at will). With `with_pooler`, the file must have
+/// the pooler too.
+pub fn load_bert(dir: &Path, config: &BertConfig, with_pooler: bool, device: &Device) -> Result<BertModel, LoraError> {
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| LoraError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut weights = Weights::parse(&bytes, &path)?;
+    // The skeleton's random values are all overwritten below; its seed does not matter.
+    let mut model = config.init(with_pooler, &mut init::rng(0), device);
+    let prefix = if weights.contains("bert.embeddings.word_embeddings.weight") {
+        "bert."
+    } else {
+        ""
+    };
+    let mut reader = Reader {
+        weights: &mut weights,
+        prefix,
+        device,
+    };
+    let (d, d_ff) = (config.hidden_size, config.intermediate_size);
+
+    let embeddings = &mut model.embeddings;
+    embeddings.word_embeddings.base = reader.embedding("embeddings.word_embeddings", config.vocab_size, d)?;
+    embeddings.position_embeddings =
+        reader.embedding("embeddings.position_embeddings", config.max_position_embeddings, d)?;
+    embeddings.token_type_embeddings =
+        reader.embedding("embeddings.token_type_embeddings", config.type_vocab_size, d)?;
+    reader.layer_norm("embeddings.LayerNorm", d, &mut embeddings.layer_norm)?;
+
+    for (i, layer) in model.encoder.layer.iter_mut().enumerate() {
+        let at = |name: &str| format!("encoder.layer.{i}.{name}");
+        let attention = &mut layer.attention;
+        reader.linear(&at("attention.self.query"), d, d, &mut attention.self_attention.query)?;
+        reader.linear(&at("attention.self.key"), d, d, &mut attention.self_attention.key)?;
+        reader.linear(&at("attention.self.value"), d, d, &mut attention.self_attention.value)?;
+        reader.linear(&at("attention.output.dense"), d, d, &mut attention.output.dense)?;
+        reader.layer_norm(&at("attention.output.LayerNorm"), d, &mut attention.output.layer_norm)?;
+        reader.linear(&at("intermediate.dense"), d, d_ff, &mut layer.intermediate.dense)?;
+        reader.linear(&at("output.dense"), d_ff, d, &mut layer.output.dense)?;
+        reader.layer_norm(&at("output.LayerNorm"), d, &mut layer.output.layer_norm)?;
+    }
+    match &mut model.pooler {
+        Some(pooler) => pooler.dense = reader.plain_linear("pooler.dense", d, d)?,
+        None => reader.skip("pooler."),
+    }
+
+    let unexpected = weights
+        .unused()
+        .find(|key| {
+            let key = key.strip_prefix(prefix).unwrap_or(key);
+            !SKIPPED.iter().any(|skipped| key.starts_with(skipped))
+        })
+        .map(String::from);
+    match unexpected {
+        Some(key) => Err(LoraError::UnexpectedTensor { path, key }),
+        None => Ok(model),
+    }
+}
+
+impl BertClassifierConfig {
+    /// The classifier on the pretrained encoder in `dir`, with a freshly initialised head (and,
+    /// with CLS pooling, the checkpoint's pooler). `self.bert` must match the checkpoint's sizes.
+    pub fn init_pretrained(
+        &self,
+        dir: &Path,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<BertClassifier, LoraError> {
+        let bert = load_bert(dir, &self.bert, self.pooling == Pooling::Cls, device)?;
+        Ok(self.with_encoder(bert, rng, device))
+    }
+}
+
+/// Takes a checkpoint's tensors by their module names into Burn modules.
+struct Reader<'w, 'a> {
+    weights: &'w mut Weights<'a>,
+    prefix: &'static str,
+    device: &'w Device,
+}
+
+impl Reader<'_, '_> {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn embedding(&mut self, name: &str, rows: usize, d: usize) -> Result<Embedding, LoraError> {
+        let key = self.key(&format!("{name}.weight"));
+        Ok(Embedding {
+            weight: Param::from_tensor(self.weights.take(&key, [rows, d], self.device)?),
+        })
+    }
+
+    fn plain_linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Result<Linear, LoraError> {
+        let weight = self
+            .weights
+            .take_t(&self.key(&format!("{name}.weight")), [d_out, d_in], self.device)?;
+        let bias = self
+            .weights
+            .take(&self.key(&format!("{name}.bias")), [d_out], self.device)?;
+        Ok(Linear {
+            weight,
+            bias: Some(Param::from_tensor(bias)),
+        })
+    }
+
+    fn linear(&mut self, name: &str, d_in: usize, d_out: usize, layer: &mut LoraLinear) -> Result<(), LoraError> {
+        layer.base = self.plain_linear(name, d_in, d_out)?;
+        Ok(())
+    }
+
+    /// `LayerNorm.weight` / `.bias`, or the `gamma` / `beta` of checkpoints converted from TF.
+    fn layer_norm(&mut self, name: &str, d: usize, norm: &mut LayerNorm) -> Result<(), LoraError> {
+        let (scale, shift) = if self.weights.contains(&self.key(&format!("{name}.gamma"))) {
+            ("gamma", "beta")
+        } else {
+            ("weight", "bias")
+        };
+        norm.gamma = Param::from_tensor(
+            self.weights
+                .take(&self.key(&format!("{name}.{scale}")), [d], self.device)?,
+        );
+        norm.beta = Some(Param::from_tensor(self.weights.take(
+            &self.key(&format!("{name}.{shift}")),
+            [d],
+            self.device,
+        )?));
+        Ok(())
+    }
+
+    /// Marks every tensor under `name` as deliberately unused.
+    fn skip(&mut self, name: &str) {
+        let prefix = self.key(name);
+        self.weights.drop_where(|key| key.starts_with(&prefix));
+    }
+}

@@ -1,0 +1,112 @@
+//! Reading named tensors out of a safetensors file, with errors that name the file and tensor.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::LoraError;
+
+/// The tensors of a safetensors file, each to be taken at most once.
+pub(crate) struct Weights<'a> {
+    file: SafeTensors<'a>,
+    path: PathBuf,
+    unused: BTreeSet<String>,
+}
+
+impl<'a> Weights<'a> {
+    pub(crate) fn parse(bytes: &'a [u8], path: &Path) -> Result<Self, LoraError> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| LoraError::Format {
+            path: path.into(),
+            message: format!("not a safetensors file: {e}"),
+        })?;
+        let unused = file.names().into_iter().map(String::from).collect();
+        Ok(Self {
+            file,
+            path: path.into(),
+            unused,
+        })
+    }
+
+    /// Whether the file holds `key`.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.file.tensor(key).is_ok()
+    }
+
+    /// The tensor `key`, which must have `shape`; F32, F16 and BF16 are read as f32.
+    pub(crate) fn take<const D: usize>(
+        &mut self,
+        key: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Result<Tensor<D>, LoraError> {
+        let view = self.file.tensor(key).map_err(|_| LoraError::MissingTensor {
+            path: self.path.clone(),
+            key: key.into(),
+            expected: shape.to_vec(),
+        })?;
+        if view.shape() != shape {
+            return Err(LoraError::WrongShape {
+                path: self.path.clone(),
+                key: key.into(),
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(LoraError::Format {
+                    path: self.path.clone(),
+                    message: format!("tensor `{key}` is {other:?}; only F32, F16 and BF16 are supported"),
+                });
+            }
+        };
+        self.unused.remove(key);
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// A 2-D tensor stored in PyTorch's `[out, in]` orientation, as a trainable `[in, out]` param.
+    pub(crate) fn take_t(
+        &mut self,
+        key: &str,
+        shape: [usize; 2],
+        device: &Device,
+    ) -> Result<Param<Tensor<2>>, LoraError> {
+        Ok(Param::from_tensor(self.take(key, shape, device)?.transpose()))
+    }
+
+    /// The tensors not taken yet.
+    pub(crate) fn unused(&self) -> impl Iterator<Item = &str> {
+        self.unused.iter().map(String::as_str)
+    }
+
+    /// Marks the tensors whose names satisfy `unwanted` as taken.
+    pub(crate) fn drop_where(&mut self, unwanted: impl Fn(&str) -> bool) {
+        self.unused.retain(|key| !unwanted(key));
+    }
+
+    /// Fails on the first tensor not taken: a file with more than the model has is a mismatch.
+    pub(crate) fn finish(self) -> Result<(), LoraError> {
+        match self.unused.into_iter().next() {
+            Some(key) => Err(LoraError::UnexpectedTensor { path: self.path, key }),
+            None => Ok(()),
+        }
+    }
+}
