@@ -29,10 +29,12 @@ pub struct Split {
 pub enum Inputs {
     /// `[n, dim]` features.
     Vectors { values: Vec<f32>, dim: usize },
-    /// `[n, seq_len]` token ids and attention mask (1 = token, 0 = padding).
+    /// `[n, seq_len]` token ids, attention mask (1 = token, 0 = padding) and segment ids
+    /// (0 for the first text, 1 for the second of a pair).
     Tokens {
         ids: Vec<i64>,
         mask: Vec<i64>,
+        type_ids: Vec<i64>,
         seq_len: usize,
     },
 }
@@ -52,8 +54,12 @@ pub struct Batch {
 pub enum BatchInput {
     /// `[batch, dim]`.
     Vectors(Tensor<2>),
-    /// `[batch, seq]` ids and mask.
-    Tokens { ids: Tensor<2, Int>, mask: Tensor<2, Int> },
+    /// `[batch, seq]` ids, mask and segment ids.
+    Tokens {
+        ids: Tensor<2, Int>,
+        mask: Tensor<2, Int>,
+        type_ids: Tensor<2, Int>,
+    },
 }
 
 impl Split {
@@ -88,18 +94,37 @@ impl Split {
                     .collect();
                 BatchInput::Vectors(Tensor::from_data(TensorData::new(rows, [n, *dim]), device))
             }
-            Inputs::Tokens { ids, mask, seq_len } => {
+            Inputs::Tokens {
+                ids,
+                mask,
+                type_ids,
+                seq_len,
+            } => {
+                // Padding is cut to the batch's longest example: attention and pooling ignore
+                // it, so the result is the same and short batches cost less.
+                let longest = indices
+                    .iter()
+                    .map(|i| {
+                        mask[i * seq_len..(i + 1) * seq_len]
+                            .iter()
+                            .rposition(|m| *m != 0)
+                            .map_or(0, |p| p + 1)
+                    })
+                    .max()
+                    .unwrap_or(0)
+                    .max(1);
                 let take = |all: &[i64]| -> Tensor<2, Int> {
                     let rows: Vec<i64> = indices
                         .iter()
-                        .flat_map(|i| &all[i * seq_len..(i + 1) * seq_len])
+                        .flat_map(|i| &all[i * seq_len..i * seq_len + longest])
                         .copied()
                         .collect();
-                    Tensor::from_data(TensorData::new(rows, [n, *seq_len]), device)
+                    Tensor::from_data(TensorData::new(rows, [n, longest]), device)
                 };
                 BatchInput::Tokens {
                     ids: take(ids),
                     mask: take(mask),
+                    type_ids: take(type_ids),
                 }
             }
         };

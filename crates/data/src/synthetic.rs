@@ -186,6 +186,7 @@ impl BagOfTokensTask {
             }
             Split {
                 inputs: Inputs::Tokens {
+                    type_ids: vec![0; ids.len()],
                     ids,
                     mask,
                     seq_len: len,
@@ -260,7 +261,7 @@ mod tests {
             n_test: 5,
         };
         let data = task.generate();
-        let Inputs::Tokens { ids, mask, seq_len } = &data.train.inputs else {
+        let Inputs::Tokens { ids, mask, seq_len, .. } = &data.train.inputs else {
             panic!("tokens")
         };
         assert_eq!(ids.len(), 50 * seq_len);

@@ -208,8 +208,9 @@ pub struct ModelConfig {
     /// Layers that get adapters. Default: the architecture's usual targets.
     #[serde(default)]
     pub targets: Option<Vec<String>>,
-    /// How the base is pretrained before any trial.
-    pub pretrain: PretrainConfig,
+    /// How the base is pretrained before any trial; a checkpoint comes pretrained and has none.
+    #[serde(default)]
+    pub pretrain: Option<PretrainConfig>,
 }
 
 /// Pretraining of a model's base on a task that is not a downstream task.
@@ -402,6 +403,17 @@ impl SweepConfig {
         }
         self.train.validate()?;
         self.lora.validate()?;
+        if self.train.epochs.is_some()
+            && let Some((_, task)) = self.pairs().into_iter().find(|(_, t)| t.kind.n_train().is_none())
+        {
+            return fail(
+                "epochs",
+                format!(
+                    "task `{}` sets no n_train, so epochs cannot be counted: give steps or n_train",
+                    task.name
+                ),
+            );
+        }
 
         let mut names = BTreeSet::new();
         for task in &self.tasks {
@@ -424,7 +436,30 @@ impl SweepConfig {
                 .kind
                 .validate()
                 .map_err(|(key, msg)| (format!("model.{key}"), format!("model `{}`: {msg}", model.name)))?;
-            let pretrain = &model.pretrain;
+            let pretrain = match (&model.pretrain, model.kind.is_checkpoint()) {
+                (Some(pretrain), false) => pretrain,
+                (None, false) => {
+                    return fail(
+                        "pretrain",
+                        format!(
+                            "model `{}` starts from random weights: give pretrain = {{ task = \"...\" }}",
+                            model.name
+                        ),
+                    );
+                }
+                (Some(_), true) => {
+                    return fail(
+                        "pretrain",
+                        format!("model `{}` is a pretrained checkpoint: remove its pretrain", model.name),
+                    );
+                }
+                (None, true) => {
+                    for task in self.tasks.iter().filter(|t| model.kind.accepts(&t.kind).is_ok()) {
+                        self.check_adapters_fit(model, task)?;
+                    }
+                    continue;
+                }
+            };
             let Some(task) = self.task(&pretrain.task) else {
                 return fail(
                     "pretrain",
@@ -480,9 +515,16 @@ impl SweepConfig {
     }
 
     /// Attaches the configured adapters to a throwaway copy of `model`, so unknown targets and
-    /// ranks too large for a layer are reported before anything runs.
+    /// ranks too large for a layer are reported before anything runs. (Image tasks tell their
+    /// input size only once read; a misfit there fails the trials, each with the reason.)
     fn check_adapters_fit(&self, model: &ModelConfig, task: &TaskConfig) -> Result<(), (String, String)> {
-        let skeleton = model.kind.init(&task.kind, &mut init::rng(0), &Device::flex());
+        let Some(shape) = task.kind.shape() else {
+            return Ok(());
+        };
+        let skeleton = model
+            .kind
+            .init(&shape, false, &mut init::rng(0), &Device::flex())
+            .map_err(|error| ("path".to_string(), format!("model `{}`: {error:#}", model.name)))?;
         let targets = model.targets.clone().unwrap_or_else(|| model.kind.default_targets());
         for rank in self.lora.rank.all() {
             let config = AttachConfig::new(LoraConfig::new(rank), targets.clone());
@@ -516,7 +558,12 @@ impl SweepConfig {
                 .filter_map(|(m, t)| Some((self.model(m)?, self.task(t)?)))
                 .collect(),
             None => {
-                let pretraining: BTreeSet<&str> = self.models.iter().map(|m| m.pretrain.task.as_str()).collect();
+                let pretraining: BTreeSet<&str> = self
+                    .models
+                    .iter()
+                    .filter_map(|m| m.pretrain.as_ref())
+                    .map(|p| p.task.as_str())
+                    .collect();
                 let downstream = self.tasks.iter().filter(|t| !pretraining.contains(t.name.as_str()));
                 let downstream: Vec<&TaskConfig> = downstream.collect();
                 self.models

@@ -23,8 +23,8 @@ pub struct TrialSpec {
     pub model: ModelConfig,
     /// The downstream task.
     pub task: TaskConfig,
-    /// The pretraining task of `model`.
-    pub pretrain_task: TaskConfig,
+    /// The pretraining task of `model` (none for a pretrained checkpoint).
+    pub pretrain_task: Option<TaskConfig>,
     /// Adapters or the head-only baseline.
     pub method: Method,
     /// Seed of the head init, adapter init and data order.
@@ -58,7 +58,10 @@ impl TrialSpec {
     pub fn steps(&self) -> usize {
         match (&self.train.steps, &self.train.epochs) {
             (Some(steps), _) => steps.get(),
-            (None, Some(epochs)) => epochs.get() * self.task.kind.n_train().div_ceil(self.train.batch_size.get()),
+            (None, Some(epochs)) => {
+                let n_train = self.task.kind.n_train().expect("validated: epochs need n_train");
+                epochs.get() * n_train.div_ceil(self.train.batch_size.get())
+            }
             (None, None) => unreachable!("validated: steps or epochs"),
         }
     }
@@ -98,7 +101,10 @@ pub fn expand(config: &SweepConfig) -> Vec<TrialSpec> {
     let loras: Vec<LoraSection> = expand_lists(&config.lora);
     let mut trials = Vec::new();
     for (model, task) in config.pairs() {
-        let pretrain_task = config.task(&model.pretrain.task).expect("validated").clone();
+        let pretrain_task = model
+            .pretrain
+            .as_ref()
+            .map(|p| config.task(&p.task).expect("validated").clone());
         for train in &trains {
             for lora in &loras {
                 for &seed in &config.seeds {

@@ -147,13 +147,16 @@ fn plan(path: &Path, list: bool) -> Result<()> {
             .find(|t| t.model.name == model.name && t.task.name == task.name)
             .map(|t| t.steps());
         println!(
-            "  {}/{}: {} adapter trials + {} head-only baselines, {} steps each, base pretrained on `{}`",
+            "  {}/{}: {} adapter trials + {} head-only baselines, {} steps each, base {}",
             model.name,
             task.name,
             of_pair(Method::Lora),
             of_pair(Method::HeadOnly),
             steps.unwrap_or(0),
-            model.pretrain.task
+            match &model.pretrain {
+                Some(pretrain) => format!("pretrained on `{}`", pretrain.task),
+                None => "from its checkpoint".into(),
+            }
         );
     }
     if list {

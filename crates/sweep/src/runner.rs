@@ -1,7 +1,6 @@
 //! Running a sweep: skip finished trials, pretrain the bases, run the rest in parallel, write
 //! each record as soon as it exists, and report.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -15,12 +14,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeviceChoice, SweepConfig};
+use crate::data::DataCache;
 use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
 use crate::store::{Store, TrialRecord, write_atomic};
 use crate::train::Status;
 use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_trial};
-use loraplus_data::TaskData;
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Device {
@@ -61,12 +60,8 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
     if !pending.is_empty() {
         let device = device(config.device);
         let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
-        let bases = prepare_bases(&owned, &store, &device, &|line| progress.log(line))?;
-        let mut data: BTreeMap<String, TaskData> = BTreeMap::new();
-        for spec in &pending {
-            data.entry(spec.task.name.clone())
-                .or_insert_with(|| spec.task.kind.generate());
-        }
+        let data = DataCache::load(&owned, &|line| progress.log(line))?;
+        let bases = prepare_bases(&owned, &store, &data, &device, &|line| progress.log(line))?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(jobs)
             .build()
@@ -76,7 +71,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
             pending.par_iter().for_each(|spec| {
                 let base = &bases[&BaseInfo::of(spec).key()];
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run_trial(spec, base, &data[&spec.task.name], &device)
+                    run_trial(spec, base, data.get(&spec.task, &spec.model), &device)
                 }));
                 let record = match outcome {
                     Ok(Ok(record)) => record,

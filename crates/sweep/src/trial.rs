@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
+use crate::data::{DataCache, InputShape};
 use crate::grid::{Method, TrialSpec};
 use crate::store::{Accuracies, Provenance, Store, TrialRecord, write_atomic};
 use crate::train::{FitPlan, Status, fit};
@@ -29,8 +30,8 @@ pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");
 pub struct BaseInfo {
     /// The model (architecture and pretraining recipe).
     pub model: ModelConfig,
-    /// The pretraining task.
-    pub task: TaskConfig,
+    /// The pretraining task (none for a checkpoint).
+    pub task: Option<TaskConfig>,
     /// Validation accuracy on the pretraining task after pretraining.
     pub pretrain_val_accuracy: Option<f64>,
     /// How pretraining ended.
@@ -51,8 +52,12 @@ impl BaseInfo {
     /// `<model>-<hash of architecture, recipe and task>`: the same base for every sweep that
     /// describes it the same way, whatever the model is called.
     pub fn key(&self) -> String {
-        let recipe =
-            serde_json::to_string(&(&self.model.kind, &self.model.pretrain, &self.task.kind)).expect("serialises");
+        let recipe = serde_json::to_string(&(
+            &self.model.kind,
+            &self.model.pretrain,
+            self.task.as_ref().map(|t| &t.kind),
+        ))
+        .expect("serialises");
         let digest = Sha256::digest(recipe.as_bytes());
         let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         format!("{}-{hash}", self.model.name)
@@ -69,10 +74,12 @@ pub fn backend_name(device: &Device) -> String {
         .to_string()
 }
 
-/// Loads every base `trials` need from the store, pretraining (in turn) those not cached yet.
+/// Every base `trials` need: checkpoints loaded, random-init models pretrained once and cached
+/// in the store (in turn), or loaded from there.
 pub fn prepare_bases(
     trials: &[TrialSpec],
     store: &Store,
+    data: &DataCache,
     device: &Device,
     log: &dyn Fn(String),
 ) -> Result<BTreeMap<String, Classifier>> {
@@ -83,11 +90,20 @@ pub fn prepare_bases(
         if bases.contains_key(&key) {
             continue;
         }
-        let path = store.bases_dir().join(format!("{key}.bpk"));
+        let (Some(task), Some(recipe)) = (&info.task, &info.model.pretrain) else {
+            log(format!("loading checkpoint `{}`", info.model.name));
+            let shape = InputShape::of(&spec.task.kind, data.get(&spec.task, &spec.model));
+            let base = info.model.kind.init(&shape, true, &mut init::rng(0), device)?;
+            bases.insert(key, base);
+            continue;
+        };
+        let task_data = data.get(task, &info.model);
+        let shape = InputShape::of(&task.kind, task_data);
         let skeleton = info
             .model
             .kind
-            .init(&info.task.kind, &mut init::rng(info.model.pretrain.seed), device);
+            .init(&shape, true, &mut init::rng(recipe.seed), device)?;
+        let path = store.bases_dir().join(format!("{key}.bpk"));
         let base = if path.exists() {
             skeleton
                 .try_load_file(&path)
@@ -95,14 +111,14 @@ pub fn prepare_bases(
         } else {
             log(format!(
                 "pretraining base {key} on `{}` ({} steps)",
-                info.task.name, info.model.pretrain.steps
+                task.name, recipe.steps
             ));
             let started = Instant::now();
-            let (base, info) = pretrain(skeleton, info, device)?;
+            let (base, info) = pretrain(skeleton, info.clone(), task_data, device)?;
             log(format!(
                 "pretrained base {key}: val accuracy {:.4} on `{}` in {:.1}s",
                 info.pretrain_val_accuracy.unwrap_or(f64::NAN),
-                info.task.name,
+                task.name,
                 started.elapsed().as_secs_f64()
             ));
             save_base(&base, &info, &path)?;
@@ -113,9 +129,9 @@ pub fn prepare_bases(
     Ok(bases)
 }
 
-fn pretrain(model: Classifier, mut info: BaseInfo, device: &Device) -> Result<(Classifier, BaseInfo)> {
-    let recipe = &info.model.pretrain;
-    let data = info.task.kind.generate();
+fn pretrain(model: Classifier, mut info: BaseInfo, data: &TaskData, device: &Device) -> Result<(Classifier, BaseInfo)> {
+    let recipe = info.model.pretrain.clone().expect("only recipes are pretrained");
+    let task_name = info.task.as_ref().map(|t| t.name.clone()).unwrap_or_default();
     let optim = LoraPlusConfig::new(recipe.lr, 1.0).init(&model, recipe.steps)?;
     let plan = FitPlan {
         steps: recipe.steps,
@@ -124,12 +140,11 @@ fn pretrain(model: Classifier, mut info: BaseInfo, device: &Device) -> Result<(C
         diverge_factor: f64::INFINITY,
         data_seed: recipe.seed,
     };
-    let outcome = with_dropout_seed(recipe.seed, || fit(model, optim, &data, &plan, device));
+    let outcome = with_dropout_seed(recipe.seed, || fit(model, optim, data, &plan, device));
     anyhow::ensure!(
         outcome.status == Status::Ok,
-        "pretraining of `{}` on `{}` diverged: {}; lower its pretrain.lr",
+        "pretraining of `{}` on `{task_name}` diverged: {}; lower its pretrain.lr",
         info.model.name,
-        info.task.name,
         outcome.message.unwrap_or_default()
     );
     info.pretrain_val_accuracy = outcome.curve.last().map(|p| p.val_accuracy);

@@ -1,15 +1,20 @@
 //! The architectures a sweep can name, and `Classifier`, the one model type trials handle.
 
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::Tensor;
-use loraplus_model::models::{BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling};
+use burn::tensor::{Device, Tensor};
+use loraplus_data::{BatchInput, TOKENIZER_FILE};
+use loraplus_model::models::{
+    BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling, read_bert_config,
+};
 use loraplus_model::{LoraEmbedding, LoraLinear, LoraModel, Site, init};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::TaskKind;
-use loraplus_data::BatchInput;
+use crate::data::{Features, InputShape, TaskKind};
 
 /// An architecture, sized by its config; input sizes come from the pretraining task.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -23,6 +28,9 @@ pub enum ModelKind {
     /// A BERT encoder classifier with mean pooling. Targets: `query`, `key`, `value`, `output`,
     /// `ffn_in`, `ffn_out`, `word_embeddings`.
     Bert(BertSpec),
+    /// A pretrained BERT-architecture checkpoint (a Hugging Face folder with `config.json`,
+    /// `model.safetensors` and `tokenizer.json`) with a new classification head. Same targets.
+    BertCheckpoint(CheckpointSpec),
 }
 
 /// Hidden widths of an MLP.
@@ -56,6 +64,34 @@ pub struct BertSpec {
     /// Dropout in the encoder (masks follow the trial's seed). Default: 0.
     #[serde(default)]
     pub dropout: f64,
+}
+
+/// Where a pretrained checkpoint is and how its classifier reads it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// The checkpoint folder (relative to the working directory).
+    pub path: PathBuf,
+    /// `mean` (sentence-transformers) or `cls` (BERT's pooler). Default: `mean`.
+    #[serde(default = "default_pooling")]
+    pub pooling: PoolingKind,
+    /// Dropout in the encoder and before the head. Default: the checkpoint's `config.json`.
+    #[serde(default)]
+    pub dropout: Option<f64>,
+}
+
+/// How a sequence is summarised for the head.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingKind {
+    /// The mean of the tokens' hidden states.
+    Mean,
+    /// BERT's pooler on the `[CLS]` token.
+    Cls,
+}
+
+fn default_pooling() -> PoolingKind {
+    PoolingKind::Mean
 }
 
 /// The model a trial trains: any of the architectures above.
@@ -100,17 +136,36 @@ impl ModelKind {
                 }
                 Ok(())
             }
+            ModelKind::BertCheckpoint(c) => match c.dropout {
+                Some(p) if !(0.0..1.0).contains(&p) => Err(("dropout".into(), format!("{p} is not in [0, 1)"))),
+                _ => Ok(()),
+            },
             _ => Ok(()),
+        }
+    }
+
+    /// Whether this architecture is a pretrained checkpoint (which needs no `pretrain`).
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(self, ModelKind::BertCheckpoint(_))
+    }
+
+    /// The tokenizer a text task is encoded with for this model.
+    pub fn tokenizer(&self) -> Option<PathBuf> {
+        match self {
+            ModelKind::BertCheckpoint(c) => Some(c.path.join(TOKENIZER_FILE)),
+            _ => None,
         }
     }
 
     /// Whether this architecture can read `task`'s inputs.
     pub fn accepts(&self, task: &TaskKind) -> Result<(), String> {
         match (self, task) {
-            (ModelKind::Mlp(_) | ModelKind::Toy(_), TaskKind::Teacher(_)) => Ok(()),
+            (ModelKind::Mlp(_) | ModelKind::Toy(_), TaskKind::Teacher(_) | TaskKind::Images(_)) => Ok(()),
             (ModelKind::Bert(_), TaskKind::BagOfTokens(_)) => Ok(()),
-            (ModelKind::Bert(_), _) => Err("a bert model reads token sequences".into()),
-            _ => Err("an mlp or toy model reads vectors".into()),
+            (ModelKind::BertCheckpoint(_), TaskKind::Text(_)) => Ok(()),
+            (ModelKind::Bert(_), _) => Err("a bert model reads bag_of_tokens sequences".into()),
+            (ModelKind::BertCheckpoint(_), _) => Err("a bert_checkpoint model reads text".into()),
+            _ => Err("an mlp or toy model reads vectors (teacher or images tasks)".into()),
         }
     }
 
@@ -120,36 +175,69 @@ impl ModelKind {
             ModelKind::Mlp(m) if m.hidden.len() == 1 => &["input"],
             ModelKind::Mlp(_) => &["input", "hidden"],
             ModelKind::Toy(_) => &["hidden"],
-            ModelKind::Bert(_) => &["query", "value"],
+            ModelKind::Bert(_) | ModelKind::BertCheckpoint(_) => &["query", "value"],
         };
         targets.iter().map(|t| t.to_string()).collect()
     }
 
-    /// A randomly initialised model sized for `task`'s inputs and classes.
-    pub fn init(&self, task: &TaskKind, rng: &mut impl Rng, device: &burn::tensor::Device) -> Classifier {
-        match (self, task) {
-            (ModelKind::Mlp(m), TaskKind::Teacher(t)) => {
-                Classifier::Mlp(MlpConfig::new(t.d_input, m.hidden.clone(), t.n_classes).init(rng, device))
+    /// The model for inputs of `shape`: randomly initialised, or for a checkpoint its pretrained
+    /// encoder (with `load_weights`; without, a random one of the same shape, enough to check
+    /// that adapters fit). The head is random.
+    pub fn init(
+        &self,
+        shape: &InputShape,
+        load_weights: bool,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Classifier> {
+        let n_classes = shape.n_classes;
+        Ok(match (self, &shape.features) {
+            (ModelKind::Mlp(m), Features::Vectors(dim)) => {
+                Classifier::Mlp(MlpConfig::new(*dim, m.hidden.clone(), n_classes).init(rng, device))
             }
-            (ModelKind::Toy(toy), TaskKind::Teacher(t)) => {
-                Classifier::Mlp(MlpConfig::new(t.d_input, vec![toy.width, toy.width], t.n_classes).init(rng, device))
+            (ModelKind::Toy(toy), Features::Vectors(dim)) => {
+                Classifier::Mlp(MlpConfig::new(*dim, vec![toy.width, toy.width], n_classes).init(rng, device))
             }
-            (ModelKind::Bert(b), TaskKind::BagOfTokens(t)) => {
+            (ModelKind::Bert(b), Features::Tokens { vocab, seq_len }) => {
                 let bert = BertConfig::new(
-                    t.vocab,
+                    *vocab,
                     b.hidden_size,
                     b.num_hidden_layers,
                     b.num_attention_heads,
                     b.intermediate_size,
                 )
-                .with_max_position_embeddings(t.seq_len)
+                .with_max_position_embeddings(*seq_len)
                 .with_hidden_dropout_prob(b.dropout)
                 .with_attention_probs_dropout_prob(b.dropout);
-                let config = BertClassifierConfig::new(bert, t.n_classes).with_pooling(Pooling::Mean);
+                let config = BertClassifierConfig::new(bert, n_classes).with_pooling(Pooling::Mean);
                 Classifier::Bert(config.init(rng, device))
             }
+            (ModelKind::BertCheckpoint(c), Features::Text) => {
+                let config = c.classifier_config(n_classes)?;
+                Classifier::Bert(if load_weights {
+                    config
+                        .init_pretrained(&c.path, rng, device)
+                        .with_context(|| format!("cannot load the checkpoint {}", c.path.display()))?
+                } else {
+                    config.init(rng, device)
+                })
+            }
             _ => panic!("model and task were checked to be compatible"),
+        })
+    }
+}
+
+impl CheckpointSpec {
+    fn classifier_config(&self, n_classes: usize) -> Result<BertClassifierConfig> {
+        let mut bert = read_bert_config(&self.path)?;
+        if let Some(p) = self.dropout {
+            bert = bert.with_hidden_dropout_prob(p).with_attention_probs_dropout_prob(p);
         }
+        let pooling = match self.pooling {
+            PoolingKind::Mean => Pooling::Mean,
+            PoolingKind::Cls => Pooling::Cls,
+        };
+        Ok(BertClassifierConfig::new(bert, n_classes).with_pooling(pooling))
     }
 }
 
@@ -161,7 +249,9 @@ impl Classifier {
     pub fn forward(&self, input: &BatchInput) -> Tensor<2> {
         match (self, input) {
             (Classifier::Mlp(m), BatchInput::Vectors(x)) => m.forward(x.clone()),
-            (Classifier::Bert(b), BatchInput::Tokens { ids, mask }) => b.forward(ids.clone(), mask.clone(), None),
+            (Classifier::Bert(b), BatchInput::Tokens { ids, mask, type_ids }) => {
+                b.forward(ids.clone(), mask.clone(), Some(type_ids.clone()))
+            }
             _ => panic!("model and batch were checked to be compatible"),
         }
     }
