@@ -5,12 +5,12 @@ use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeviceChoice, SweepConfig};
@@ -62,30 +62,34 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
         let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
         let data = DataCache::load(&owned, &|line| progress.log(line))?;
         let bases = prepare_bases(&owned, &store, &data, &device, &|line| progress.log(line))?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .build()
-            .context("cannot start the worker pool")?;
+        // `jobs` trials run at once, each on its own thread; their tensor operations share
+        // rayon's global pool, so even one job uses every core. (Running the trials inside a
+        // `jobs`-thread rayon pool would confine their tensor work to that pool.)
+        let next = AtomicUsize::new(0);
         let failures = Mutex::new(Vec::new());
-        pool.install(|| {
-            pending.par_iter().for_each(|spec| {
-                let base = &bases[&BaseInfo::of(spec).key()];
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run_trial(spec, base, data.get(&spec.task, &spec.model), &device)
-                }));
-                let record = match outcome {
-                    Ok(Ok(record)) => record,
-                    Ok(Err(error)) => failed_record(spec, format!("{error:#}"), &device),
-                    Err(panic) => failed_record(spec, format!("panicked: {}", panic_message(&panic)), &device),
-                };
-                if let Err(error) = store.save(&record) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("trial {}: {error:#}", record.trial_id));
-                }
-                progress.finished(&record);
-            })
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(pending.len()) {
+                scope.spawn(|| {
+                    while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let base = &bases[&BaseInfo::of(spec).key()];
+                        let outcome = catch_unwind(AssertUnwindSafe(|| {
+                            run_trial(spec, base, data.get(&spec.task, &spec.model), &device)
+                        }));
+                        let record = match outcome {
+                            Ok(Ok(record)) => record,
+                            Ok(Err(error)) => failed_record(spec, format!("{error:#}"), &device),
+                            Err(panic) => failed_record(spec, format!("panicked: {}", panic_message(&panic)), &device),
+                        };
+                        if let Err(error) = store.save(&record) {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("trial {}: {error:#}", record.trial_id));
+                        }
+                        progress.finished(&record);
+                    }
+                });
+            }
         });
         progress.done();
         let failures = failures.into_inner().unwrap();
