@@ -47,6 +47,6 @@ pub enum LoraError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("{path}: unexpected tensor `{key}`: this model has no such adapter")]
+    #[error("{path}: unexpected tensor `{key}`: the model has no place for it")]
     UnexpectedTensor { path: PathBuf, key: String },
 }

@@ -34,6 +34,9 @@ pub fn device(choice: DeviceChoice) -> Device {
 /// Runs every unfinished trial of `config` into `out` with `jobs` trials at a time, then writes
 /// the reports and returns the printed summary.
 pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -> Result<String> {
+    let trials = grid::expand(config);
+    // Data files are read before anything is written, so a bad file leaves `out` as it was.
+    let data = DataCache::load(&trials, &|line| eprintln!("{line}"))?;
     let store = Store::open(out)?;
     write_atomic(&out.join("config.toml"), config_text.as_bytes())?;
     let settings = ReportSettings {
@@ -44,7 +47,6 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
 
     let started = Instant::now();
-    let trials = grid::expand(config);
     let pending: Vec<&TrialSpec> = trials.iter().filter(|t| store.finished(&t.id()).is_none()).collect();
     let ran = pending.len();
     let progress = Progress::new(trials.len(), trials.len() - pending.len());
@@ -60,7 +62,6 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
     if !pending.is_empty() {
         let device = device(config.device);
         let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
-        let data = DataCache::load(&owned, &|line| progress.log(line))?;
         let bases = prepare_bases(&owned, &store, &data, &device, &|line| progress.log(line))?;
         // `jobs` trials run at once, each on its own thread; their tensor operations share
         // rayon's global pool, so even one job uses every core. (Running the trials inside a
