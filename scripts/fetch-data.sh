@@ -19,7 +19,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 dest="$(mkdir -p "${1:-$here/../data}" && cd "${1:-$here/../data}" && pwd)"
 sums="$here/data.sha256"
 
-if (cd "$dest" && sha256sum --quiet --check "$sums" 2>/dev/null); then
+if (cd "$dest" && sha256sum --quiet --check "$sums" >/dev/null 2>&1); then
     echo "data is complete and verified in $dest"
     exit 0
 fi

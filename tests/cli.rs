@@ -490,3 +490,149 @@ fn trials_with_dropout_are_reproducible_whatever_the_parallelism() {
     assert_eq!(two, again, "same config, same numbers");
     assert_eq!(one, two, "the number of parallel trials does not change them");
 }
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A text sweep on a pretrained checkpoint: all-MiniLM-L6-v2 from `data/` (fetched by
+/// `scripts/fetch-data.sh`) on a 12-sentence CSV, `{train}` being its path.
+const TEXT: &str = r#"
+name = "text"
+[grid]
+eta_a = [1e-3]
+ratio = [4]
+[train]
+steps = 3
+batch_size = 4
+eval_interval = 3
+[lora]
+rank = 2
+[[model]]
+name = "minilm"
+kind = "bert_checkpoint"
+path = "{checkpoint}"
+[[task]]
+name = "sentences"
+kind = "text"
+train = "{train}"
+label = "label"
+max_seq_len = 16
+n_val = 2
+n_test = 3
+"#;
+
+fn text_config(train: &Path) -> String {
+    let checkpoint = repo_root().join("data/all-MiniLM-L6-v2");
+    assert!(
+        checkpoint.join("model.safetensors").exists(),
+        "{} is missing: run scripts/fetch-data.sh first",
+        checkpoint.display()
+    );
+    TEXT.replace("{checkpoint}", checkpoint.to_str().unwrap())
+        .replace("{train}", train.to_str().unwrap())
+}
+
+#[test]
+fn a_pretrained_checkpoint_fine_tunes_on_a_text_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = repo_root().join("crates/data/tests/fixtures/sentences.csv");
+    let config = write_config(dir.path(), "text.toml", &text_config(&train));
+    let out = dir.path().join("out");
+    sweep(&config, &out);
+    let rows = results(&out);
+    assert_eq!(rows.len(), 3, "LoRA, LoRA+ and the head-only baseline");
+    assert!(rows.values().all(|(status, _, _)| status == "ok"), "{rows:?}");
+    // The adapters sit on MiniLM's query and value projections: 6 layers x 2 x (384 x 2 + 2 x 384).
+    let record: serde_json::Value = fs::read_dir(out.join("trials"))
+        .unwrap()
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .find(|r| r["spec"]["method"] == "lora")
+        .unwrap();
+    let head = 384 * 2 + 2;
+    assert_eq!(record["trainable_params"], 6 * 2 * (384 * 2 + 2 * 384) + head);
+}
+
+#[test]
+fn a_bad_data_file_stops_the_sweep_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = repo_root().join("crates/data/tests/fixtures");
+    let cases = [
+        ("missing-column.csv", "missing-column.csv:1: no column `text`"),
+        ("latin1.csv", "latin1.csv:"),
+        ("empty.csv", "empty.csv: no examples"),
+    ];
+    for (file, expected) in cases {
+        let config = write_config(dir.path(), "bad-data.toml", &text_config(&fixtures.join(file)));
+        let out = dir.path().join(file);
+        let output = loraplus(&["sweep", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{file}: the sweep must fail");
+        assert!(stderr.contains(expected), "{file}: expected `{expected}` in:\n{stderr}");
+        assert!(!out.exists(), "{file}: nothing may be written");
+    }
+}
+
+#[test]
+fn an_image_transfer_pair_pretrains_on_one_file_and_fine_tunes_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two small "image" sets of 16 pixels whose labels follow different pixel sums.
+    let images = |name: &str, offset: usize| {
+        let rows: Vec<String> = (0..120)
+            .map(|i| {
+                let pixels: Vec<usize> = (0..16).map(|p| (i * 37 + p * 11 + offset) % 256).collect();
+                let label = (pixels[..8].iter().sum::<usize>() / 8 + offset) % 3;
+                format!(
+                    "{},{label}",
+                    pixels.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+                )
+            })
+            .collect();
+        write_config(dir.path(), name, &(rows.join("\n") + "\n"))
+    };
+    let (source, target) = (images("source.csv", 0), images("target.csv", 1));
+    let config = format!(
+        r#"
+name = "vision"
+[grid]
+eta_a = [1e-3]
+ratio = [4]
+[train]
+steps = 5
+batch_size = 8
+eval_interval = 5
+[lora]
+rank = 2
+[[model]]
+name = "mlp"
+kind = "mlp"
+hidden = [16]
+pretrain = {{ task = "source", steps = 10, batch_size = 8 }}
+[[task]]
+name = "source"
+kind = "images"
+train = "{}"
+n_val = 10
+n_test = 10
+[[task]]
+name = "target"
+kind = "images"
+train = "{}"
+n_val = 10
+n_test = 10
+"#,
+        source.display(),
+        target.display()
+    );
+    let config = write_config(dir.path(), "vision.toml", &config);
+    let out = dir.path().join("out");
+    let output = sweep(&config, &out);
+    let rows = results(&out);
+    assert_eq!(rows.len(), 3, "only `target` is a downstream task");
+    assert!(rows.values().all(|(status, _, _)| status == "ok"), "{rows:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("task `source`: 100 train / 10 val / 10 test examples, 3 classes"),
+        "{stderr}"
+    );
+}
