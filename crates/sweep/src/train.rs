@@ -6,13 +6,13 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
+use loraplus_data::{Split, TaskData};
 use loraplus_model::init;
 use loraplus_optim::LoraPlus;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::zoo::Classifier;
-use loraplus_data::{Split, TaskData};
 
 /// How long and how a model trains.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
+use loraplus_data::TaskData;
 use loraplus_model::{
     AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, param_counts, param_table, with_dropout_seed,
 };
@@ -20,7 +21,6 @@ use crate::grid::{Method, TrialSpec};
 use crate::store::{Accuracies, Provenance, Store, TrialRecord, write_atomic};
 use crate::train::{FitPlan, Status, fit};
 use crate::zoo::Classifier;
-use loraplus_data::TaskData;
 
 /// The code version baked in at build time.
 pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");
