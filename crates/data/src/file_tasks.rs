@@ -115,11 +115,12 @@ struct SplitPlan {
     test: Vec<usize>,
 }
 
-/// Draws the splits from `n_file` training-file examples (and `n_test_file` test-file ones).
+/// Draws the splits from the `n_file` examples of the training file at `path` (and the examples
+/// of the test file, given as its path and size).
 fn plan_split(
     path: &Path,
     n_file: usize,
-    n_test_file: Option<usize>,
+    test_file: Option<(&Path, usize)>,
     sizes: (Option<usize>, usize, Option<usize>),
     seed: u64,
 ) -> Result<SplitPlan, DataError> {
@@ -131,13 +132,14 @@ fn plan_split(
         path: path.into(),
         message,
     };
-    let (test, held_out) = match n_test_file {
-        Some(n_in_test) => {
+    let (test, held_out) = match test_file {
+        Some((test_path, n_in_test)) => {
             let keep = n_test.unwrap_or(n_in_test);
             if keep > n_in_test {
-                return Err(too_few(format!(
-                    "n_test = {keep} but the test file has {n_in_test} examples"
-                )));
+                return Err(DataError::Split {
+                    path: test_path.into(),
+                    message: format!("n_test = {keep} but the file has {n_in_test} examples"),
+                });
             }
             let mut test_order: Vec<usize> = (0..n_in_test).collect();
             test_order.shuffle(&mut rng);
@@ -200,7 +202,7 @@ impl TextTask {
         let plan = plan_split(
             &self.train,
             train_rows.len(),
-            test_rows.as_ref().map(Vec::len),
+            self.test.as_deref().zip(test_rows.as_ref().map(Vec::len)),
             (self.n_train, self.n_val, self.n_test),
             self.split_seed,
         )?;
@@ -251,7 +253,7 @@ impl ImageTask {
         let plan = plan_split(
             &self.train,
             train.len(),
-            test.as_ref().map(Images::len),
+            self.test.as_deref().zip(test.as_ref().map(Images::len)),
             (self.n_train, self.n_val, self.n_test),
             self.split_seed,
         )?;

@@ -183,3 +183,28 @@ mod text_tasks {
         );
     }
 }
+
+#[test]
+fn a_test_subsample_larger_than_the_test_file_names_the_test_file() {
+    let fixtures = root().join("crates/data/tests/fixtures");
+    let task = loraplus_data::TextTask {
+        train: fixtures.join("sentences.csv"),
+        test: Some(fixtures.join("good.csv")),
+        format: None,
+        text: "text".into(),
+        text_pair: None,
+        label: "label".into(),
+        labels: Some(vec!["negative".into(), "positive".into(), "neg".into(), "pos".into()]),
+        skip_labels: Vec::new(),
+        max_seq_len: 32,
+        n_train: None,
+        n_val: 2,
+        n_test: Some(50),
+        split_seed: 0,
+    };
+    let error = task.load(&encoder(32)).unwrap_err().to_string();
+    assert!(
+        error.contains("good.csv") && error.contains("n_test = 50 but the file has 3"),
+        "{error}"
+    );
+}
