@@ -15,12 +15,30 @@ use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 thread_local! {
-    static GENERATORS: RefCell<Vec<StdRng>> = const { RefCell::new(Vec::new()) };
+    static GENERATORS: RefCell<Vec<MaskSource>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The generator of one running trial (or group of stacked trials).
+struct MaskSource {
+    rng: StdRng,
+    /// Stacked trials sharing each mask (see [`with_member_dropout`]).
+    members: usize,
 }
 
 /// Runs `body` with dropout masks drawn from a generator seeded with `seed`.
 pub fn with_dropout_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
-    GENERATORS.with(|g| g.borrow_mut().push(StdRng::seed_from_u64(seed)));
+    with_member_dropout(seed, 1, body)
+}
+
+/// Like [`with_dropout_seed`], for `members` stacked trials of one seed (see
+/// [`members`](crate::members)): each mask is drawn for one member and repeated for all, so every
+/// member sees the masks it would see training alone.
+pub fn with_member_dropout<T>(seed: u64, members: usize, body: impl FnOnce() -> T) -> T {
+    let source = MaskSource {
+        rng: StdRng::seed_from_u64(seed),
+        members,
+    };
+    GENERATORS.with(|g| g.borrow_mut().push(source));
     let result = body();
     GENERATORS.with(|g| g.borrow_mut().pop());
     result
@@ -33,17 +51,27 @@ fn mask(n: usize, keep: f64) -> Vec<f32> {
     // A kept element is a uniform u32 below keep * 2^32: one 32-bit draw per element, filled in
     // bulk, which keeps masks for millions of activations cheap.
     let threshold = (keep * 4_294_967_296.0) as u64;
-    let draw = |rng: &mut StdRng| {
-        let mut bits = vec![0u32; n];
-        rng.fill(&mut bits[..]);
-        bits.into_iter()
+    let draw = |source: &mut MaskSource| {
+        assert!(
+            n.is_multiple_of(source.members),
+            "{n} activations do not split into {} members",
+            source.members
+        );
+        let mut bits = vec![0u32; n / source.members];
+        source.rng.fill(&mut bits[..]);
+        let one: Vec<f32> = bits
+            .into_iter()
             .map(|b| if (b as u64) < threshold { scale } else { 0.0 })
-            .collect()
+            .collect();
+        one.repeat(source.members)
     };
     GENERATORS.with(|g| {
         let mut stack = g.borrow_mut();
         if stack.is_empty() {
-            stack.push(StdRng::seed_from_u64(0));
+            stack.push(MaskSource {
+                rng: StdRng::seed_from_u64(0),
+                members: 1,
+            });
         }
         draw(stack.last_mut().expect("pushed above"))
     })
@@ -121,6 +149,23 @@ mod tests {
         assert!(a.iter().all(|v| *v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
         let kept = a.iter().filter(|v| **v != 0.0).count() as f64 / a.len() as f64;
         assert!((kept - 0.75).abs() < 0.05, "kept {kept}");
+    }
+
+    #[test]
+    fn stacked_members_share_the_mask_one_trial_draws() {
+        let device = Device::flex().autodiff();
+        let alone = dropped(5);
+        let stacked: Vec<f32> = with_member_dropout(5, 3, || {
+            DropoutConfig::new(0.25)
+                .init()
+                .forward(Tensor::<2>::ones([150, 40], &device))
+        })
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+        for member in stacked.chunks(alone.len()) {
+            assert_eq!(member, alone);
+        }
     }
 
     #[test]

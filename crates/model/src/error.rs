@@ -47,6 +47,11 @@ pub enum LoraError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error(
+        "parameter `{path}` trains but lies outside the adapters and heads: stacked trials \
+         cannot share a trainable parameter"
+    )]
+    SharedTrainable { path: String },
     #[error("{path}: unexpected tensor `{key}`: the model has no place for it")]
     UnexpectedTensor { path: PathBuf, key: String },
 }

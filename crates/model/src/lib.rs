@@ -5,6 +5,7 @@
 //! - [`attach`] adapters to a [`LoraModel`] by target name, [`merge`] / [`unmerge`] them, and
 //!   inspect the result with [`param_table`].
 //! - [`peft`]: adapter-only save and load in Hugging Face PEFT's on-disk format.
+//! - [`members`]: several trials stacked in one model, trained in one pass.
 //! - [`models`]: the toy width-n network, an MLP classifier and a BERT classifier.
 
 mod adapt;
@@ -12,6 +13,7 @@ mod dropout;
 mod error;
 pub mod init;
 mod lora;
+pub mod members;
 pub mod models;
 mod params;
 pub mod peft;
@@ -20,7 +22,7 @@ mod test_util;
 mod weights;
 
 pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
-pub use dropout::{Dropout, DropoutConfig, with_dropout_seed};
+pub use dropout::{Dropout, DropoutConfig, with_dropout_seed, with_member_dropout};
 pub use error::LoraError;
 pub use lora::{
     LoraConfig, LoraEmbedding, LoraEmbeddingConfig, LoraInit, LoraLinear, LoraLinearConfig, LoraScaling, LowRank,

@@ -6,8 +6,8 @@ use loraplus_model::models::{
     BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling, ToyWidthConfig,
 };
 use loraplus_model::{
-    AttachConfig, LoraConfig, LoraInit, LoraModel, LoraScaling, attach, format_param_table, init, merge, param_counts,
-    param_table, peft, unmerge,
+    AttachConfig, LoraConfig, LoraInit, LoraModel, LoraScaling, attach, format_param_table, init, members, merge,
+    param_counts, param_table, peft, unmerge, with_dropout_seed, with_member_dropout,
 };
 
 fn tiny_bert() -> BertConfig {
@@ -69,6 +69,24 @@ impl burn::module::ModuleVisitor for Collect<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         self.0.push(values(param.val()));
     }
+}
+
+/// Collects every trainable parameter's gradient in visiting order.
+struct CollectGrads<'a>(&'a burn::tensor::Gradients, Vec<Vec<f32>>);
+
+impl burn::module::ModuleVisitor for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = param.grad(self.0) {
+            self.1.push(values(grad));
+        }
+    }
+}
+
+fn grads_of(model: &BertClassifier, loss: Tensor<1>) -> Vec<Vec<f32>> {
+    let grads = loss.backward();
+    let mut collect = CollectGrads(&grads, Vec::new());
+    model.visit(&mut collect);
+    collect.1
 }
 
 fn query_value(rank: usize) -> AttachConfig {
@@ -442,4 +460,41 @@ fn toy_and_mlp_models_adapt_their_hidden_layers() {
         err.unwrap_err().to_string(),
         "unknown LoRA target `query` for Mlp; allowed: input, hidden"
     );
+}
+
+#[test]
+fn stacked_members_compute_what_each_member_computes_alone() {
+    const K: usize = 3;
+    let device = Device::flex().autodiff();
+    let with_dropout = tiny_bert()
+        .with_hidden_dropout_prob(0.1)
+        .with_attention_probs_dropout_prob(0.1);
+    let model = BertClassifierConfig::new(with_dropout, 3).init(&mut init::rng(0), &device);
+    let targets = AttachConfig::new(
+        LoraConfig::new(2).with_dropout(0.2),
+        vec!["query".into(), "value".into(), "word_embeddings".into()],
+    );
+    let adapted = attach(model, &targets, &mut init::rng(1)).unwrap();
+    // Random adapters and head, different for every member.
+    let mut stacked = randomize_adapters(members::stack(adapted, K).unwrap(), &device);
+    stacked.classifier.weight = Param::from_tensor(init::normal([K * 16, 3], 0.5, &mut init::rng(2), &device));
+    assert_eq!(members::count(&mut stacked), Some(K));
+
+    let (ids, mask) = batch(&device);
+    let logits = with_member_dropout(7, K, || {
+        stacked.forward(ids.clone().repeat_dim(0, K), mask.clone().repeat_dim(0, K), None)
+    });
+    let stacked_logits = values(logits.clone());
+    let stacked_grads = grads_of(&stacked, logits.powi_scalar(2).sum());
+    for k in 0..K {
+        let alone = members::member(stacked.clone(), k, K);
+        let logits = with_dropout_seed(7, || alone.forward(ids.clone(), mask.clone(), None));
+        assert_close(&stacked_logits[6 * k..6 * (k + 1)], &values(logits.clone()), 1e-5);
+        let grads = grads_of(&alone, logits.powi_scalar(2).sum());
+        assert_eq!(grads.len(), stacked_grads.len(), "the same trainable tensors");
+        for (stacked, alone) in stacked_grads.iter().zip(&grads) {
+            let n = alone.len();
+            assert_close(&stacked[n * k..n * (k + 1)], alone, 1e-4);
+        }
+    }
 }

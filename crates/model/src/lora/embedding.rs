@@ -3,11 +3,11 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Embedding;
-use burn::tensor::{Device, Int, Tensor, module::embedding};
+use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
 
 use super::{LoraConfig, LowRank};
-use crate::{LoraError, init};
+use crate::{LoraError, init, members};
 
 /// Configuration of a plain (not yet adapted) [`LoraEmbedding`].
 #[derive(Config, Debug)]
@@ -76,8 +76,9 @@ impl LoraEmbedding {
         let rows = self.base.forward(ids.clone());
         match &self.adapter {
             Some(adapter) if !adapter.merged => {
-                let low_rank_rows = embedding(adapter.lora_a.val(), ids);
-                let update = burn::tensor::module::linear(low_rank_rows, adapter.lora_b.val(), None);
+                let [vocab, _] = self.dims();
+                let low_rank_rows = members::embedding(adapter.lora_a.val(), ids, vocab);
+                let update = members::linear(low_rank_rows, adapter.lora_b.val(), None);
                 rows + update.mul_scalar(adapter.scaling)
             }
             _ => rows,

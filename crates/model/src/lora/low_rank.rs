@@ -2,14 +2,17 @@
 
 use crate::{Dropout, DropoutConfig};
 use burn::module::{Module, Param};
-use burn::tensor::{Tensor, module::linear};
+use burn::tensor::Tensor;
+
+use crate::members;
 
 /// The update `s (x A) B` of a LoRA adapter.
 ///
 /// `A` maps the layer's input space to rank `r`, `B` maps rank `r` to the output space; `s` is
 /// fixed by [`LoraConfig::scale`](crate::LoraConfig::scale). This crate keeps Burn's `x W`
 /// orientation (`A: [d_in, r]`, `B: [r, d_out]`); PEFT files hold the transposes, and
-/// [`peft`](crate::peft) converts.
+/// [`peft`](crate::peft) converts. Stacked trials ([`members`]) keep `K` pairs stacked along
+/// the rows.
 #[derive(Module, Debug)]
 pub struct LowRank {
     /// `A`: `[d_in, r]` (for an embedding, `[vocab, r]`).
@@ -41,13 +44,13 @@ impl LowRank {
         self.lora_a.dims()[1]
     }
 
-    /// `s (drop(x) A) B`, computed as two thin matmuls.
+    /// `s (drop(x) A) B`, computed as two thin matmuls (member by member when stacked).
     ///
     /// # Shapes
     /// `[..., d_in] -> [..., d_out]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let hidden = linear(self.dropout.forward(x), self.lora_a.val(), None);
-        linear(hidden, self.lora_b.val(), None).mul_scalar(self.scaling)
+        let hidden = members::linear(self.dropout.forward(x), self.lora_a.val(), None);
+        members::linear(hidden, self.lora_b.val(), None).mul_scalar(self.scaling)
     }
 
     /// Adds (`merge`) or subtracts `s A B` to/from `weight`, unless it already is in that state.
@@ -55,6 +58,11 @@ impl LowRank {
         if self.merged == merge {
             return weight;
         }
+        assert_eq!(
+            self.lora_a.dims()[0],
+            weight.dims()[0],
+            "a stacked adapter cannot be merged; take one member out first (`members::member`)"
+        );
         let delta = self.delta();
         self.merged = merge;
         weight.map(|w| if merge { w + delta } else { w - delta })

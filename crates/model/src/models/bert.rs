@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Dropout, DropoutConfig, LoraEmbedding, LoraEmbeddingConfig, LoraLinear, LoraLinearConfig, LoraModel, Site, init,
+    members,
 };
 
 /// The encoder's settings, with the field names of a Hugging Face BERT `config.json`.
@@ -316,7 +317,12 @@ impl BertClassifier {
             (Pooling::Cls, None) => panic!("CLS pooling needs a model built with a pooler"),
             (Pooling::Mean, _) => mean_pool(hidden, attention_mask),
         };
-        self.classifier.forward(self.dropout.forward(pooled))
+        let classifier = &self.classifier;
+        members::linear(
+            self.dropout.forward(pooled),
+            classifier.weight.val(),
+            classifier.bias.as_ref().map(|b| b.val()),
+        )
     }
 }
 

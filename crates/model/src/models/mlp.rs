@@ -6,7 +6,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, activation::relu};
 use rand::Rng;
 
-use crate::{LoraLinear, LoraLinearConfig, LoraModel, Site};
+use crate::{LoraLinear, LoraLinearConfig, LoraModel, Site, members};
 
 /// Configuration of an [`Mlp`].
 #[derive(Config, Debug)]
@@ -75,13 +75,14 @@ impl ToyWidthConfig {
 
 impl Mlp {
     /// # Shapes
-    /// `[batch, d_input] -> [batch, n_classes]`
+    /// `[batch, d_input] -> [batch, n_classes]` (batch and head stacked when trials are; see
+    /// [`members`])
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let mut h = relu(self.input.forward(x));
         for layer in &self.hidden {
             h = relu(layer.forward(h));
         }
-        self.head.forward(h)
+        members::linear(h, self.head.weight.val(), self.head.bias.as_ref().map(|b| b.val()))
     }
 }
 
