@@ -13,6 +13,12 @@ pub enum OptimError {
     WarmupTooLong { warmup_steps: usize, total_steps: usize },
     #[error("the model has no trainable parameters: attach adapters or unfreeze the head first")]
     NoTrainableParams,
+    #[error("a stacked optimizer needs at least one member")]
+    NoMembers,
+    #[error("stacked members may differ in `lr` and `ratio` only")]
+    MembersDiffer,
+    #[error("trainable parameter `{path}` does not split into {members} stacked members")]
+    NotStacked { path: String, members: usize },
 }
 
 impl OptimError {

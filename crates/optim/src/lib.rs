@@ -18,4 +18,4 @@ mod schedule;
 pub use error::OptimError;
 pub use groups::Group;
 pub use loraplus::{LoraPlus, LoraPlusConfig};
-pub use schedule::{Schedule, ScheduledLr};
+pub use schedule::Schedule;

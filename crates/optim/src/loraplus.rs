@@ -1,21 +1,24 @@
 //! `LoraPlus`: AdamW whose learning rate depends on each parameter's LoRA+ group.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use burn::config::Config;
-use burn::module::{Module, ParamGroup, ParamId};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::Tensor;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
 use loraplus_model::{ParamInfo, param_table};
 
-use crate::{Group, OptimError, Schedule, ScheduledLr};
+use crate::{Group, OptimError, Schedule};
 
 /// Settings of the LoRA+ optimizer (Hayou, Ghosh, Yu 2024, arXiv 2402.12354).
 ///
 /// Rates: group A trains at `lr`, groups B and B-no-decay at `lr * ratio`, embedding adapters at
 /// `lr_embedding`; every rate follows `schedule`. Defaults are PyTorch's AdamW and Hugging Face
 /// `Trainer`'s, so a run compares with a PEFT `create_loraplus_optimizer` run.
+///
+/// Stacked trials ([`loraplus_model::members`]) get one config each through
+/// [`LoraPlus::stacked`]; they may differ in `lr` and `ratio` only.
 #[derive(Config, Debug, PartialEq)]
 pub struct LoraPlusConfig {
     /// `eta_A`, the rate of group A.
@@ -44,17 +47,6 @@ pub struct LoraPlusConfig {
     /// `max_grad_norm`). Default: no clipping.
     #[config(default = "None")]
     pub max_grad_norm: Option<f64>,
-}
-
-/// The optimizer: the group of every trainable parameter, a Burn AdamW per decay setting, and
-/// one scheduled rate per group.
-pub struct LoraPlus {
-    config: LoraPlusConfig,
-    total_steps: usize,
-    steps_taken: usize,
-    assignments: Vec<(ParamInfo, Group)>,
-    optimizer: ModuleOptimizer,
-    rates: ModuleLrScheduler,
 }
 
 impl LoraPlusConfig {
@@ -109,11 +101,54 @@ impl LoraPlusConfig {
 
     /// An optimizer for the trainable parameters of `model`, for a run of `total_steps` updates.
     pub fn init<M: Module>(&self, model: &M, total_steps: usize) -> Result<LoraPlus, OptimError> {
-        self.validate()?;
+        LoraPlus::stacked(std::slice::from_ref(self), model, total_steps)
+    }
+
+    /// These settings with the rates blanked: what stacked members must share.
+    fn shared(&self) -> Self {
+        Self {
+            lr: 0.0,
+            ratio: 0.0,
+            ..self.clone()
+        }
+    }
+}
+
+/// AdamW (PyTorch's, with decoupled decay) over the trainable parameters of a model, each at its
+/// LoRA+ group's scheduled rate, for one trial or for `K` stacked trials at once.
+///
+/// A model stacked with `K` members holds member `k` of every trainable tensor in row `k` of
+/// the tensor's `[K, numel / K]` view. The update is elementwise, so each member's row moves
+/// exactly as it would under a one-member optimizer with that member's rates. Gradient clipping
+/// is per member too, and a member can be stopped (its parameters keep their values) without
+/// disturbing the others.
+pub struct LoraPlus {
+    members: Vec<LoraPlusConfig>,
+    total_steps: usize,
+    steps_taken: usize,
+    assignments: Vec<(ParamInfo, Group)>,
+    /// Per trainable parameter: Adam's first and second moments, `[K, numel / K]`.
+    moments: HashMap<ParamId, (Tensor<2>, Tensor<2>)>,
+    stopped: Vec<bool>,
+}
+
+impl LoraPlus {
+    /// One optimizer for the members of a stacked model, `configs[k]` for member `k`.
+    ///
+    /// The configs must agree on everything but `lr` and `ratio`, and every trainable tensor of
+    /// `model` must split into `configs.len()` members.
+    pub fn stacked<M: Module>(configs: &[LoraPlusConfig], model: &M, total_steps: usize) -> Result<Self, OptimError> {
+        let first = configs.first().ok_or(OptimError::NoMembers)?;
+        for config in configs {
+            config.validate()?;
+            if config.shared() != first.shared() {
+                return Err(OptimError::MembersDiffer);
+            }
+        }
         if total_steps == 0 {
             return Err(OptimError::value("total_steps", 0.0, "at least 1"));
         }
-        let warmup = self.schedule.warmup_steps();
+        let warmup = first.schedule.warmup_steps();
         if warmup > total_steps {
             return Err(OptimError::WarmupTooLong {
                 warmup_steps: warmup,
@@ -127,66 +162,82 @@ impl LoraPlusConfig {
         if assignments.is_empty() {
             return Err(OptimError::NoTrainableParams);
         }
-        let ids = |group: Group| -> Vec<ParamId> {
-            assignments
-                .iter()
-                .filter(|(_, g)| *g == group)
-                .map(|(p, _)| p.id)
-                .collect()
-        };
-        let adamw = |weight_decay: f64| {
-            AdamWConfig::new()
-                .with_beta_1(self.beta_1 as f32)
-                .with_beta_2(self.beta_2 as f32)
-                .with_epsilon(self.epsilon as f32)
-                .with_weight_decay(weight_decay as f32)
-                .build()
-        };
-        // Burn picks the last matching group: everything defaults to A's settings, and the other
-        // groups override by parameter id. Empty groups are left out.
-        let mut optimizer = ModuleOptimizer::from(adamw(self.weight_decay));
-        let no_decay = ids(Group::BNoDecay);
-        if !no_decay.is_empty() {
-            optimizer = optimizer.with_group(ParamGroup::from_ids(no_decay), adamw(0.0), None);
+        if let Some((p, _)) = assignments
+            .iter()
+            .find(|(p, _)| !p.numel().is_multiple_of(configs.len()))
+        {
+            return Err(OptimError::NotStacked {
+                path: p.path.clone(),
+                members: configs.len(),
+            });
         }
-        let scheduled = |group| ScheduledLr {
-            base: self.group_lr(group),
-            schedule: self.schedule,
-            total_steps,
-            step: 0,
-        };
-        let mut rates = ModuleLrScheduler::new(scheduled(Group::A));
-        for group in [Group::B, Group::BNoDecay, Group::Embedding] {
-            let members = ids(group);
-            if !members.is_empty() {
-                rates = rates.with_group(ParamGroup::from_ids(members), scheduled(group));
-            }
-        }
-        Ok(LoraPlus {
-            config: self.clone(),
+        Ok(Self {
+            members: configs.to_vec(),
             total_steps,
             steps_taken: 0,
             assignments,
-            optimizer,
-            rates,
+            moments: HashMap::new(),
+            stopped: vec![false; configs.len()],
         })
     }
-}
 
-impl LoraPlus {
     /// One AdamW update of every trainable parameter at its group's scheduled rate.
     pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams) -> M {
-        if let Some(max_norm) = self.config.max_grad_norm {
-            self.clip_global_norm(&mut grads, max_norm);
+        let k = self.members.len();
+        let mut flat: HashMap<ParamId, Tensor<2>> = HashMap::new();
+        for (param, _) in &self.assignments {
+            if let Some(grad) = take_grad(&mut grads, param) {
+                flat.insert(param.id, grad.reshape([k as i32, -1]));
+            }
         }
-        let rates = self.rates.step();
+        let Some(device) = flat.values().next().map(|g| g.device()) else {
+            return model;
+        };
+        let running = self.member_column(&device, |m| if self.stopped[m] { 0.0 } else { 1.0 });
+        if self.stopped.contains(&true) {
+            // A stopped member's gradient may be NaN: zero it, so its moments stay finite.
+            for grad in flat.values_mut() {
+                let stopped = running.clone().expand(grad.dims()).equal_elem(0.0);
+                *grad = grad.clone().mask_fill(stopped, 0.0);
+            }
+        }
+        if let Some(max_norm) = self.config().max_grad_norm {
+            clip_member_norms(&mut flat, max_norm);
+        }
+        let factor = self.next_factor();
         self.steps_taken += 1;
-        self.optimizer.step(rates, model, grads)
+        let rates: HashMap<Group, Tensor<2>> = Group::ALL
+            .into_iter()
+            .map(|group| {
+                let base = self.member_column(&device, |m| self.members[m].group_lr(group) * factor);
+                (group, base * running.clone())
+            })
+            .collect();
+        let config = self.config().clone();
+        let mut update = AdamWUpdate {
+            config: &config,
+            step: self.steps_taken as i32,
+            grads: flat,
+            groups: self.assignments.iter().map(|(p, g)| (p.id, *g)).collect(),
+            rates,
+            moments: &mut self.moments,
+        };
+        model.map(&mut update)
     }
 
-    /// The settings.
+    /// Stops member `k` (a diverged trial): from now on its parameters keep their values.
+    pub fn stop_member(&mut self, k: usize) {
+        self.stopped[k] = true;
+    }
+
+    /// The number of stacked members (1 for a plain trial).
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The settings (member 0's rates; everything else is shared).
     pub fn config(&self) -> &LoraPlusConfig {
-        &self.config
+        &self.members[0]
     }
 
     /// Updates taken so far.
@@ -196,12 +247,12 @@ impl LoraPlus {
 
     /// The schedule factor the next update uses.
     pub fn next_factor(&self) -> f64 {
-        self.config.schedule.factor(self.steps_taken, self.total_steps)
+        self.config().schedule.factor(self.steps_taken, self.total_steps)
     }
 
-    /// `group`'s rate at the next update.
-    pub fn next_lr(&self, group: Group) -> f64 {
-        self.config.group_lr(group) * self.next_factor()
+    /// Member `k`'s rate for `group` at the next update.
+    pub fn next_lr(&self, k: usize, group: Group) -> f64 {
+        self.members[k].group_lr(group) * self.next_factor()
     }
 
     /// Every trainable parameter and its group.
@@ -209,7 +260,8 @@ impl LoraPlus {
         &self.assignments
     }
 
-    /// Per group: tensors, scalars, base rate and decay; printed at the start of a run.
+    /// Per group: tensors, scalars, base rate (member 0's) and decay; printed at the start of a
+    /// run.
     pub fn group_summary(&self) -> String {
         let mut out = String::new();
         for group in Group::ALL {
@@ -224,15 +276,15 @@ impl LoraPlus {
                 out,
                 "group {group:<13} {:>4} tensors {scalars:>10} params  lr {:.3e}  weight_decay {}",
                 members.len(),
-                self.config.group_lr(group),
-                self.config.group_weight_decay(group),
+                self.config().group_lr(group),
+                self.config().group_weight_decay(group),
             )
             .unwrap();
         }
         out
     }
 
-    /// One row per trainable parameter: path, group, base rate, weight decay.
+    /// One row per trainable parameter: path, group, base rate (member 0's), weight decay.
     pub fn group_table(&self) -> String {
         let width = self
             .assignments
@@ -248,56 +300,96 @@ impl LoraPlus {
                 "{:<width$}  {:<13}  {:>10.3e}  {}",
                 param.path,
                 group.to_string(),
-                self.config.group_lr(*group),
-                self.config.group_weight_decay(*group)
+                self.config().group_lr(*group),
+                self.config().group_weight_decay(*group)
             )
             .unwrap();
         }
         out
     }
 
-    /// `torch.nn.utils.clip_grad_norm_` over all trainable parameters: if the global L2 norm
-    /// exceeds `max_norm`, every gradient is scaled by `max_norm / (norm + 1e-6)`.
-    fn clip_global_norm(&self, grads: &mut GradientsParams, max_norm: f64) {
-        let sum_sq: f64 = self
-            .assignments
-            .iter()
-            .map(|(p, _)| with_grad(grads, p, |g| g.square().sum()))
-            .sum();
-        let norm = sum_sq.sqrt();
-        if norm > max_norm {
-            let scale = max_norm / (norm + 1e-6);
-            for (param, _) in &self.assignments {
-                scale_grad(grads, param, scale);
-            }
-        }
+    /// `[K, 1]`: `value(k)` for every member `k`.
+    fn member_column(&self, device: &Device, value: impl Fn(usize) -> f64) -> Tensor<2> {
+        let k = self.members.len();
+        let values: Vec<f32> = (0..k).map(|m| value(m) as f32).collect();
+        Tensor::from_data(TensorData::new(values, [k, 1]), device)
     }
 }
 
-/// Applies `reduce` to the gradient of `param` (of any supported rank) and reads the scalar.
-fn with_grad(grads: &GradientsParams, param: &ParamInfo, reduce: impl Fn(Tensor<1>) -> Tensor<1>) -> f64 {
-    let flat = match param.shape.len() {
-        1 => grads.get::<1>(param.id),
-        2 => grads.get::<2>(param.id).map(|g| g.flatten(0, 1)),
-        3 => grads.get::<3>(param.id).map(|g| g.flatten(0, 2)),
-        4 => grads.get::<4>(param.id).map(|g| g.flatten(0, 3)),
-        rank => unimplemented!("gradient clipping of rank-{rank} parameter {}", param.path),
+/// `torch.nn.utils.clip_grad_norm_`, member by member: where a member's L2 norm over all its
+/// gradients exceeds `max_norm`, its gradients are scaled by `max_norm / (norm + 1e-6)`.
+fn clip_member_norms(grads: &mut HashMap<ParamId, Tensor<2>>, max_norm: f64) {
+    let Some(sum_sq) = grads
+        .values()
+        .map(|g| g.clone().square().sum_dim(1))
+        .reduce(|a, b| a + b)
+    else {
+        return;
     };
-    flat.map_or(0.0, |g| reduce(g).into_scalar::<f64>())
+    let norm = sum_sq.sqrt();
+    let within = norm.clone().lower_equal_elem(max_norm);
+    let scale = norm
+        .add_scalar(1e-6)
+        .recip()
+        .mul_scalar(max_norm)
+        .mask_fill(within, 1.0);
+    for grad in grads.values_mut() {
+        *grad = grad.clone() * scale.clone();
+    }
 }
 
-fn scale_grad(grads: &mut GradientsParams, param: &ParamInfo, scale: f64) {
-    fn rescale<const D: usize>(grads: &mut GradientsParams, id: ParamId, scale: f64) {
-        if let Some(g) = grads.remove::<D>(id) {
-            grads.register(id, g.mul_scalar(scale));
-        }
-    }
+/// Removes `param`'s gradient (of any supported rank) from `grads`, flattened.
+fn take_grad(grads: &mut GradientsParams, param: &ParamInfo) -> Option<Tensor<1>> {
     match param.shape.len() {
-        1 => rescale::<1>(grads, param.id, scale),
-        2 => rescale::<2>(grads, param.id, scale),
-        3 => rescale::<3>(grads, param.id, scale),
-        4 => rescale::<4>(grads, param.id, scale),
-        rank => unimplemented!("gradient clipping of rank-{rank} parameter {}", param.path),
+        1 => grads.remove::<1>(param.id),
+        2 => grads.remove::<2>(param.id).map(|g| g.flatten(0, 1)),
+        3 => grads.remove::<3>(param.id).map(|g| g.flatten(0, 2)),
+        4 => grads.remove::<4>(param.id).map(|g| g.flatten(0, 3)),
+        rank => unimplemented!("rank-{rank} parameter {}", param.path),
+    }
+}
+
+/// One step's AdamW update, applied parameter by parameter as the model is mapped.
+struct AdamWUpdate<'a> {
+    config: &'a LoraPlusConfig,
+    /// The update's 1-based index (for bias correction).
+    step: i32,
+    /// Gradients as `[K, numel / K]`.
+    grads: HashMap<ParamId, Tensor<2>>,
+    groups: HashMap<ParamId, Group>,
+    /// Per group, every member's rate, `[K, 1]`.
+    rates: HashMap<Group, Tensor<2>>,
+    moments: &'a mut HashMap<ParamId, (Tensor<2>, Tensor<2>)>,
+}
+
+impl ModuleMapper for AdamWUpdate<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove(&id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let group = self.groups[&id];
+        let (b1, b2) = (self.config.beta_1, self.config.beta_2);
+        let (m, v) = self
+            .moments
+            .remove(&id)
+            .unwrap_or_else(|| (grad.zeros_like(), grad.zeros_like()));
+        let m = m.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1);
+        let v = v.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2);
+        let m_hat = m.clone().div_scalar(1.0 - b1.powi(self.step));
+        let v_hat = v.clone().div_scalar(1.0 - b2.powi(self.step));
+        let direction = m_hat / v_hat.sqrt().add_scalar(self.config.epsilon);
+        let rate = self.rates[&group].clone();
+        let decay = rate.clone().mul_scalar(self.config.group_weight_decay(group));
+
+        let shape = tensor.shape();
+        let trainable = tensor.is_require_grad();
+        let p: Tensor<2> = tensor.inner().reshape(m.dims());
+        let updated = p.clone() - p * decay - direction * rate;
+        self.moments.insert(id, (m, v));
+        let updated = Tensor::from_inner(updated.reshape(shape));
+        let updated = if trainable { updated.require_grad() } else { updated };
+        Param::from_mapped_value(id, updated, mapper)
     }
 }
 
@@ -463,7 +555,7 @@ mod tests {
         let mut model = model;
         for step in 0..5 {
             let factor = config.schedule.factor(step, 5);
-            assert_eq!(optim.next_lr(Group::B), 5e-3 * 16.0 * factor, "step {step}");
+            assert_eq!(optim.next_lr(0, Group::B), 5e-3 * 16.0 * factor, "step {step}");
             let grads = GradientsParams::from_grads(loss(&model, step as u64, &device).backward(), &model);
             let before = snapshot(&model, &optim);
             model = optim.step(model, grads);
@@ -544,25 +636,96 @@ mod tests {
     }
 
     #[test]
-    fn global_norm_clipping_scales_to_the_bound() {
-        let device = Device::flex().autodiff();
-        let model = adapted_mlp(&device);
-        let optim = LoraPlusConfig::new(1e-2, 2.0)
-            .with_max_grad_norm(Some(1e-3))
-            .init(&model, 4)
-            .unwrap();
-        let mut grads = GradientsParams::from_grads(loss(&model, 3, &device).backward(), &model);
-        let norm = |grads: &GradientsParams| {
-            optim
-                .assignments()
-                .iter()
-                .map(|(p, _)| with_grad(grads, p, |g| g.square().sum()))
+    fn clipping_bounds_each_members_norm_alone() {
+        let device = Device::flex();
+        let grad = |rows: [[f32; 3]; 2]| Tensor::<2>::from_data(rows, &device);
+        // Member 0's norm is 13 (above the bound), member 1's 0.5 (below).
+        let mut grads = HashMap::from([
+            (ParamId::new(), grad([[3.0, 4.0, 0.0], [0.3, 0.0, 0.0]])),
+            (ParamId::new(), grad([[12.0, 0.0, 0.0], [0.0, 0.4, 0.0]])),
+        ]);
+        let before: Vec<Vec<f64>> = grads.values().map(|g| values(g.clone())).collect();
+        clip_member_norms(&mut grads, 1.0);
+        let norm = |member: usize| {
+            grads
+                .values()
+                .map(|g| values(g.clone().narrow(0, member, 1).square().sum()))
+                .map(|v| v[0])
                 .sum::<f64>()
                 .sqrt()
         };
-        let before = norm(&grads);
-        assert!(before > 1e-2, "the test needs a gradient above the bound, got {before}");
-        optim.clip_global_norm(&mut grads, 1e-3);
-        assert!((norm(&grads) - 1e-3).abs() < 1e-8, "clipped norm {}", norm(&grads));
+        assert!((norm(0) - 1.0).abs() < 1e-6, "clipped to the bound: {}", norm(0));
+        for (g, before) in grads.values().zip(&before) {
+            assert_eq!(values(g.clone())[3..], before[3..], "member 1 untouched");
+        }
+    }
+
+    /// `K` stacked members with their own rates, against `K` separate one-member optimizers on
+    /// the same model, gradients and clipping; member 1 is stopped half way.
+    #[test]
+    fn stacked_members_step_like_separate_optimizers() {
+        use loraplus_model::members;
+        const K: usize = 3;
+        let device = Device::flex().autodiff();
+        let shared = LoraPlusConfig::new(1.0, 1.0)
+            .with_weight_decay(0.1)
+            .with_max_grad_norm(Some(0.05))
+            .with_schedule(Schedule::Linear { warmup_steps: 1 });
+        let configs: Vec<LoraPlusConfig> = [(1e-2, 1.0), (3e-2, 16.0), (5e-3, 4.0)]
+            .into_iter()
+            .map(|(lr, ratio)| LoraPlusConfig {
+                lr,
+                ratio,
+                ..shared.clone()
+            })
+            .collect();
+        let steps = 4;
+        let mut stacked = members::stack(adapted_mlp(&device), K).unwrap();
+        let mut optim = LoraPlus::stacked(&configs, &stacked, steps).unwrap();
+        let mut alone: Vec<(Mlp, LoraPlus)> = configs
+            .iter()
+            .map(|c| {
+                let model = adapted_mlp(&device);
+                let optim = c.init(&model, steps).unwrap();
+                (model, optim)
+            })
+            .collect();
+        let x = |step: usize| init::normal([5, 3], 1.0, &mut init::rng(20 + step as u64), &device);
+        for step in 0..steps {
+            if step == 2 {
+                optim.stop_member(1);
+            }
+            let loss = stacked.forward(x(step).repeat_dim(0, K)).tanh().sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &stacked);
+            stacked = optim.step(stacked, grads);
+            for (k, (model, optim)) in alone.iter_mut().enumerate() {
+                if k == 1 && step >= 2 {
+                    continue;
+                }
+                let loss = model.forward(x(step)).tanh().sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &*model);
+                *model = optim.step(model.clone(), grads);
+            }
+            for (k, (model, _)) in alone.iter().enumerate() {
+                let member = members::member(stacked.clone(), k, K);
+                for path in [
+                    "input.adapter.lora_a",
+                    "input.adapter.lora_b",
+                    "head.weight",
+                    "head.bias",
+                ] {
+                    let (a, b) = (param_values(&member, path), param_values(model, path));
+                    for (a, b) in a.iter().zip(&b) {
+                        assert!((a - b).abs() < 1e-6, "step {step}, member {k}, {path}: {a} vs {b}");
+                    }
+                }
+            }
+        }
+        let config = LoraPlusConfig::new(1e-2, 2.0);
+        let other = config.clone().with_beta_2(0.9);
+        assert!(matches!(
+            LoraPlus::stacked(&[config, other], &stacked, steps),
+            Err(OptimError::MembersDiffer)
+        ));
     }
 }

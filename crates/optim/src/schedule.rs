@@ -1,8 +1,6 @@
 //! Learning-rate schedules: a factor in `[0, 1]` per step, applied to every group alike.
 
 use burn::config::Config;
-use burn::optim::LearningRate;
-use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 
 /// The shape of the learning rate over training, as a factor of each group's base rate.
 ///
@@ -59,40 +57,6 @@ impl Schedule {
     }
 }
 
-/// One group's rate, `base * schedule.factor(step)`, as a Burn [`LrScheduler`].
-///
-/// Every group of a [`LoraPlus`](crate::LoraPlus) optimizer gets one of these with the same
-/// schedule and step counter, which is what keeps B's warmup and decay in lockstep with A's.
-#[derive(Clone, Debug)]
-pub struct ScheduledLr {
-    /// The group's base rate.
-    pub base: LearningRate,
-    /// The shared schedule.
-    pub schedule: Schedule,
-    /// Total optimizer updates.
-    pub total_steps: usize,
-    /// The next update's index.
-    pub step: usize,
-}
-
-impl LrScheduler for ScheduledLr {
-    fn step(&mut self) -> LearningRate {
-        let lr = self.base * self.schedule.factor(self.step, self.total_steps);
-        self.step += 1;
-        lr
-    }
-
-    fn to_record(&self) -> LrSchedulerRecord {
-        LrSchedulerRecord::new().with_scalar("step", self.step as u64)
-    }
-
-    fn load_record(&mut self, record: LrSchedulerRecord) {
-        if let Some(step) = record.scalar::<u64>("step") {
-            self.step = step as usize;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,19 +83,5 @@ mod tests {
         assert_eq!(s.factor(1, 100), 0.25);
         assert_eq!(s.factor(4, 100), 1.0);
         assert_eq!(s.factor(99, 100), 1.0);
-    }
-
-    #[test]
-    fn scheduler_record_resumes_the_step() {
-        let mut a = ScheduledLr {
-            base: 1.0,
-            schedule: Schedule::Linear { warmup_steps: 0 },
-            total_steps: 4,
-            step: 0,
-        };
-        a.step();
-        let mut b = ScheduledLr { step: 0, ..a.clone() };
-        b.load_record(a.to_record());
-        assert_eq!(a.step(), b.step());
     }
 }
