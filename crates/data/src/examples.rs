@@ -62,6 +62,24 @@ pub enum BatchInput {
     },
 }
 
+impl BatchInput {
+    /// The batch repeated `times` times along its first axis: the input of `times` stacked
+    /// trials (see `loraplus_model::members`).
+    pub fn repeat(&self, times: usize) -> BatchInput {
+        if times == 1 {
+            return self.clone();
+        }
+        match self {
+            BatchInput::Vectors(x) => BatchInput::Vectors(x.clone().repeat_dim(0, times)),
+            BatchInput::Tokens { ids, mask, type_ids } => BatchInput::Tokens {
+                ids: ids.clone().repeat_dim(0, times),
+                mask: mask.clone().repeat_dim(0, times),
+                type_ids: type_ids.clone().repeat_dim(0, times),
+            },
+        }
+    }
+}
+
 impl Split {
     /// Number of examples.
     pub fn len(&self) -> usize {

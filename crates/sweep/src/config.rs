@@ -10,6 +10,7 @@ use loraplus_model::{AttachConfig, LoraConfig, LoraError, attach, init};
 use serde::{Deserialize, Serialize};
 
 use crate::data::TaskKind;
+use crate::stacking::GroupSize;
 use crate::zoo::ModelKind;
 
 /// A whole sweep, as written in its TOML file.
@@ -30,6 +31,10 @@ pub struct SweepConfig {
     /// The compute device. Default: `cpu`.
     #[serde(default)]
     pub device: DeviceChoice,
+    /// Trials trained together in one stacked pass (those differing only in eta_A and ratio):
+    /// `"auto"` (as many as fit in memory) or a number; 1 runs every trial alone. Default: auto.
+    #[serde(default)]
+    pub group_size: GroupSize,
     /// The learning-rate grid.
     pub grid: GridConfig,
     /// Training settings; numeric keys may be lists.
@@ -62,7 +67,7 @@ pub enum Metric {
 }
 
 /// Where tensors live.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     /// The default CPU backend (Burn's flex, measured fastest; see the README).
@@ -70,6 +75,8 @@ pub enum DeviceChoice {
     Cpu,
     /// Burn's ndarray CPU backend.
     Ndarray,
+    /// Burn's wgpu backend (Vulkan, Metal or DirectX); needs a build with the `wgpu` feature.
+    Wgpu,
 }
 
 /// The (eta_A, lambda) grid.
@@ -377,6 +384,9 @@ impl SweepConfig {
         }
         if self.top_k == 0 {
             return fail("top_k", "must be at least 1".into());
+        }
+        if self.group_size == GroupSize::Trials(0) {
+            return fail("group_size", "must be `auto` or at least 1".into());
         }
         for (key, axis) in [("eta_a", &self.grid.eta_a), ("ratio", &self.grid.ratio)] {
             if let Axis::LogRange { from, to, points } = *axis {

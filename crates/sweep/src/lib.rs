@@ -11,6 +11,7 @@ pub mod grid;
 pub mod plots;
 pub mod report;
 pub mod runner;
+pub mod stacking;
 pub mod store;
 pub mod train;
 pub mod trial;

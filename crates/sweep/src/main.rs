@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use loraplus::config::{Metric, SweepConfig};
+use loraplus::config::{DeviceChoice, Metric, SweepConfig};
 use loraplus::grid::{self, Method};
 use loraplus::report::{self, ReportSettings};
 use loraplus::runner;
+use loraplus::stacking::GroupSize;
 use loraplus::store::Store;
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
@@ -39,9 +40,16 @@ enum Command {
         /// Output directory. Default: runs/<config file stem>.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Trials run at a time. Default: the number of CPU cores.
+        /// Trials (or stacked groups of trials) run at a time. Default: the number of CPU cores.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Trials trained together in one stacked pass: `auto` or a number (1: each alone).
+        /// Default: the config's `group_size`.
+        #[arg(long)]
+        group_size: Option<GroupSize>,
+        /// The compute device, instead of the config's `device`.
+        #[arg(long, value_enum)]
+        device: Option<DeviceChoice>,
     },
     /// Rebuild the CSV tables, plots and summary of a sweep directory from its trial records.
     Report {
@@ -76,8 +84,16 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Plan { config, list } => plan(&config, list),
-        Command::Sweep { config, out, jobs } => {
-            let (parsed, text) = SweepConfig::load(&config)?;
+        Command::Sweep {
+            config,
+            out,
+            jobs,
+            group_size,
+            device,
+        } => {
+            let (mut parsed, text) = SweepConfig::load(&config)?;
+            parsed.group_size = group_size.unwrap_or(parsed.group_size);
+            parsed.device = device.unwrap_or(parsed.device);
             let out = out.unwrap_or_else(|| default_out(&config));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");

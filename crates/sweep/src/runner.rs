@@ -14,21 +14,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeviceChoice, SweepConfig};
-use crate::data::DataCache;
+use crate::data::{DataCache, InputShape};
 use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
+use crate::stacking::{self, GroupSize};
 use crate::store::{Store, TrialRecord, write_atomic};
 use crate::train::Status;
-use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_trial};
+use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_group};
 
 /// The autodiff device for a config's choice.
-pub fn device(choice: DeviceChoice) -> Device {
+pub fn device(choice: DeviceChoice) -> Result<Device> {
     #[allow(deprecated)] // ndarray is deprecated upstream; kept selectable for comparison.
     let device = match choice {
         DeviceChoice::Cpu => Device::flex(),
         DeviceChoice::Ndarray => Device::ndarray(),
+        #[cfg(feature = "wgpu")]
+        DeviceChoice::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceChoice::Wgpu => anyhow::bail!(
+            "device `wgpu` needs a build with the GPU backend: cargo build --release --features wgpu \
+             (see the README's GPU section)"
+        ),
     };
-    device.autodiff()
+    Ok(device.autodiff())
 }
 
 /// Runs every unfinished trial of `config` into `out` with `jobs` trials at a time, then writes
@@ -60,34 +68,66 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
     ));
 
     if !pending.is_empty() {
-        let device = device(config.device);
+        let device = device(config.device)?;
         let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
         let bases = prepare_bases(&owned, &store, &data, &device, &|line| progress.log(line))?;
-        // `jobs` trials run at once, each on its own thread; their tensor operations share
-        // rayon's global pool, so even one job uses every core. (Running the trials inside a
+        let budget = match config.device {
+            DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(jobs),
+            // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
+            DeviceChoice::Wgpu => 16 << 30,
+        };
+        let groups = stacking::groups(&pending, |spec| match config.group_size {
+            GroupSize::Trials(n) => n,
+            GroupSize::Auto => {
+                let shape = InputShape::of(&spec.task.kind, data.get(&spec.task, &spec.model));
+                let bytes = stacking::member_bytes(spec, &shape).unwrap_or(usize::MAX);
+                stacking::auto_group_size(bytes, budget, usize::MAX)
+            }
+        });
+        progress.log(format!(
+            "{} trials in {} stacked group(s) of up to {} (group_size {})",
+            pending.len(),
+            groups.len(),
+            groups.iter().map(Vec::len).max().unwrap_or(0),
+            match config.group_size {
+                GroupSize::Auto => "auto".to_string(),
+                GroupSize::Trials(n) => n.to_string(),
+            }
+        ));
+        // `jobs` groups run at once, each on its own thread; their tensor operations share
+        // rayon's global pool, so even one job uses every core. (Running them inside a
         // `jobs`-thread rayon pool would confine their tensor work to that pool.)
         let next = AtomicUsize::new(0);
         let failures = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for _ in 0..jobs.min(pending.len()) {
+            for _ in 0..jobs.min(groups.len()) {
                 scope.spawn(|| {
-                    while let Some(spec) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let spec = group[0];
                         let base = &bases[&BaseInfo::of(spec).key()];
                         let outcome = catch_unwind(AssertUnwindSafe(|| {
-                            run_trial(spec, base, data.get(&spec.task, &spec.model), &device)
+                            run_group(group, base, data.get(&spec.task, &spec.model), &device)
                         }));
-                        let record = match outcome {
-                            Ok(Ok(record)) => record,
-                            Ok(Err(error)) => failed_record(spec, format!("{error:#}"), &device),
-                            Err(panic) => failed_record(spec, format!("panicked: {}", panic_message(&panic)), &device),
+                        let failed = |message: String| {
+                            group
+                                .iter()
+                                .map(|spec| failed_record(spec, message.clone(), &device, group.len()))
+                                .collect()
                         };
-                        if let Err(error) = store.save(&record) {
-                            failures
-                                .lock()
-                                .unwrap()
-                                .push(format!("trial {}: {error:#}", record.trial_id));
+                        let records = match outcome {
+                            Ok(Ok(records)) => records,
+                            Ok(Err(error)) => failed(format!("{error:#}")),
+                            Err(panic) => failed(format!("panicked: {}", panic_message(&panic))),
+                        };
+                        for record in records {
+                            if let Err(error) = store.save(&record) {
+                                failures
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("trial {}: {error:#}", record.trial_id));
+                            }
+                            progress.finished(&record);
                         }
-                        progress.finished(&record);
                     }
                 });
             }
@@ -139,7 +179,7 @@ fn record_run(
     let run = Run {
         command: std::env::args().collect(),
         code_version: CODE_VERSION.into(),
-        backend: backend_name(&device(config.device)),
+        backend: backend_name(&device(config.device)?),
         host: host_name(),
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         jobs,

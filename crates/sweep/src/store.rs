@@ -88,10 +88,18 @@ pub struct Provenance {
     pub code_version: String,
     /// The tensor backend, e.g. `flex`.
     pub backend: String,
+    /// How many trials trained together in one stacked pass (1: alone). Their results are
+    /// each trial's own; only the wall time is shared.
+    #[serde(default = "one")]
+    pub group_size: usize,
     /// The host name, where known.
     pub host: String,
     /// Seconds since the Unix epoch when the record was written.
     pub finished_at: u64,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrialRecord {

@@ -3,9 +3,9 @@
 //! step; and a final evaluation.
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
 use loraplus_data::{Split, TaskData};
 use loraplus_model::init;
 use loraplus_optim::LoraPlus;
@@ -54,88 +54,136 @@ pub enum Status {
     Failed,
 }
 
-/// The result of [`fit`].
-pub struct FitOutcome {
-    /// The trained model (as it was when the run stopped).
-    pub model: Classifier,
-    /// Evaluation points, the last at the final step.
+/// How one member of a [`fit`] ran.
+#[derive(Debug, Clone, Default)]
+pub struct MemberOutcome {
+    /// Evaluation points, the last at the final step (or the last before stopping).
     pub curve: Vec<CurvePoint>,
-    /// How the run ended.
-    pub status: Status,
+    /// How the run ended; `None` while it runs.
+    pub status: Option<Status>,
     /// Why it stopped early, if it did.
     pub message: Option<String>,
     /// Updates taken.
     pub steps_run: usize,
+    /// The first loss (the reference for divergence).
+    first_loss: Option<f64>,
+    /// Losses since the last evaluation.
+    window: Vec<f64>,
+}
+
+/// The result of [`fit`].
+pub struct FitOutcome {
+    /// The trained model (as it was when the run stopped).
+    pub model: Classifier,
+    /// One per stacked member (one for a plain model).
+    pub members: Vec<MemberOutcome>,
 }
 
 /// Trains `model` with `optim` on `data.train` as `plan` says.
+///
+/// `model` may hold several stacked trials (`optim.members()` of them; see
+/// `loraplus_model::members`): they see the same batches, and each is evaluated, checked for
+/// divergence and stopped on its own. The loss is the sum of the members' mean losses, so each
+/// member's gradient is exactly its own loss's.
 pub fn fit(mut model: Classifier, mut optim: LoraPlus, data: &TaskData, plan: &FitPlan, device: &Device) -> FitOutcome {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let k = optim.members();
     let mut order = BatchOrder::new(data.train.len(), plan.data_seed);
-    let mut curve = Vec::new();
-    let mut first_loss = None;
-    let mut window = Vec::new();
+    let mut members = vec![MemberOutcome::default(); k];
     for step in 0..plan.steps {
         if step % plan.eval_interval == 0 {
-            curve.push(evaluate(&model, data, step, mean(&window), device));
-            window.clear();
+            evaluate(&model, data, step, &mut members, device);
         }
         let batch = data.train.batch(&order.next(plan.batch_size), device);
-        let loss = loss_fn.forward(model.forward(&batch.input), batch.labels);
-        let loss_value = loss.clone().into_scalar::<f64>();
-        let first = *first_loss.get_or_insert(loss_value);
-        if !loss_value.is_finite() || loss_value > plan.diverge_factor * first {
-            let message = format!("loss {loss_value} at step {step} (first loss {first:.4})");
-            return FitOutcome {
-                model,
-                curve,
-                status: Status::Diverged,
-                message: Some(message),
-                steps_run: step,
-            };
+        let losses = member_losses(model.forward(&batch.input.repeat(k)), batch.labels, k);
+        let values: Vec<f64> = losses
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .try_to_vec::<f64>()
+            .expect("f64 losses");
+        for (m, (member, loss)) in members.iter_mut().zip(values).enumerate() {
+            if member.status.is_some() {
+                continue;
+            }
+            let first = *member.first_loss.get_or_insert(loss);
+            if !loss.is_finite() || loss > plan.diverge_factor * first {
+                member.status = Some(Status::Diverged);
+                member.message = Some(format!("loss {loss} at step {step} (first loss {first:.4})"));
+                member.steps_run = step;
+                optim.stop_member(m);
+            } else {
+                member.window.push(loss);
+            }
         }
-        window.push(loss_value);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        if members.iter().all(|m| m.status.is_some()) {
+            return FitOutcome { model, members };
+        }
+        let grads = GradientsParams::from_grads(losses.sum().backward(), &model);
         model = optim.step(model, grads);
     }
-    curve.push(evaluate(&model, data, plan.steps, mean(&window), device));
-    FitOutcome {
-        model,
-        curve,
-        status: Status::Ok,
-        message: None,
-        steps_run: plan.steps,
+    evaluate(&model, data, plan.steps, &mut members, device);
+    for member in members.iter_mut().filter(|m| m.status.is_none()) {
+        member.status = Some(Status::Ok);
+        member.steps_run = plan.steps;
     }
+    FitOutcome { model, members }
+}
+
+/// Each member's mean cross-entropy over its rows of `logits`.
+///
+/// # Shapes
+/// - `logits`: `[k * batch, n_classes]`, `labels`: `[batch]`
+/// - output: `[k]`
+fn member_losses(logits: Tensor<2>, labels: Tensor<1, Int>, k: usize) -> Tensor<1> {
+    let rows = logits.dims()[0];
+    let picked = log_softmax(logits, 1).gather(1, labels.repeat_dim(0, k).reshape([rows, 1]));
+    picked.neg().reshape([k, rows / k]).mean_dim(1).flatten(0, 1)
 }
 
 fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-fn evaluate(model: &Classifier, data: &TaskData, step: usize, train_loss: Option<f64>, device: &Device) -> CurvePoint {
+/// Appends an evaluation point to the curve of every member still running.
+fn evaluate(model: &Classifier, data: &TaskData, step: usize, members: &mut [MemberOutcome], device: &Device) {
     let model = model.valid();
     let device = device.clone().inner();
-    CurvePoint {
-        step,
-        train_loss,
-        val_accuracy: accuracy(&model, &data.val, &device),
-        test_accuracy: accuracy(&model, &data.test, &device),
+    let k = members.len();
+    let val = accuracy(&model, &data.val, k, &device);
+    let test = accuracy(&model, &data.test, k, &device);
+    for (m, member) in members.iter_mut().enumerate().filter(|(_, m)| m.status.is_none()) {
+        member.curve.push(CurvePoint {
+            step,
+            train_loss: mean(&member.window),
+            val_accuracy: val[m],
+            test_accuracy: test[m],
+        });
+        member.window.clear();
     }
 }
 
-/// The fraction of `split` that `model` classifies correctly.
-pub fn accuracy(model: &Classifier, split: &Split, device: &Device) -> f64 {
-    const EVAL_BATCH: usize = 256;
+/// The fraction of `split` that each of the `k` stacked members of `model` classifies correctly.
+pub fn accuracy(model: &Classifier, split: &Split, k: usize, device: &Device) -> Vec<f64> {
+    // About 256 rows per forward pass, whatever the number of members.
+    let chunk = (256 / k).max(1);
     let indices: Vec<usize> = (0..split.len()).collect();
-    let correct: i64 = indices
-        .chunks(EVAL_BATCH)
-        .map(|chunk| {
-            let batch = split.batch(chunk, device);
-            let predicted: Tensor<1, burn::tensor::Int> = model.forward(&batch.input).argmax(1).flatten(0, 1);
-            predicted.equal(batch.labels).int().sum().into_scalar::<i64>()
-        })
-        .sum();
-    correct as f64 / split.len() as f64
+    let mut correct = vec![0i64; k];
+    for part in indices.chunks(chunk) {
+        let batch = split.batch(part, device);
+        let predicted: Tensor<1, Int> = model.forward(&batch.input.repeat(k)).argmax(1).flatten(0, 1);
+        let hits = predicted
+            .equal(batch.labels.repeat_dim(0, k))
+            .int()
+            .reshape([k, part.len()])
+            .sum_dim(1);
+        for (total, hits) in correct
+            .iter_mut()
+            .zip(hits.into_data().convert::<i64>().try_to_vec::<i64>().expect("counts"))
+        {
+            *total += hits;
+        }
+    }
+    correct.into_iter().map(|c| c as f64 / split.len() as f64).collect()
 }
 
 /// Visits the training examples in a seeded random order, reshuffled every epoch.

@@ -9,9 +9,10 @@ use burn::module::Module;
 use burn::tensor::Device;
 use loraplus_data::TaskData;
 use loraplus_model::{
-    AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, param_counts, param_table, with_dropout_seed,
+    AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, members, param_counts, param_table,
+    with_dropout_seed, with_member_dropout,
 };
-use loraplus_optim::{LoraPlusConfig, Schedule};
+use loraplus_optim::{LoraPlus, LoraPlusConfig, Schedule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -141,14 +142,17 @@ fn pretrain(model: Classifier, mut info: BaseInfo, data: &TaskData, device: &Dev
         data_seed: recipe.seed,
     };
     let outcome = with_dropout_seed(recipe.seed, || fit(model, optim, data, &plan, device));
+    let [run] = &outcome.members[..] else {
+        unreachable!("one model, one member")
+    };
     anyhow::ensure!(
-        outcome.status == Status::Ok,
+        run.status == Some(Status::Ok),
         "pretraining of `{}` on `{task_name}` diverged: {}; lower its pretrain.lr",
         info.model.name,
-        outcome.message.unwrap_or_default()
+        run.message.clone().unwrap_or_default()
     );
-    info.pretrain_val_accuracy = outcome.curve.last().map(|p| p.val_accuracy);
-    info.status = Some(outcome.status);
+    info.pretrain_val_accuracy = run.curve.last().map(|p| p.val_accuracy);
+    info.status = run.status;
     Ok((outcome.model, info))
 }
 
@@ -163,10 +167,19 @@ fn save_base(base: &Classifier, info: &BaseInfo, path: &Path) -> Result<()> {
     write_atomic(&path.with_extension("json"), &serde_json::to_vec_pretty(info)?)
 }
 
-/// Runs `spec` from `base` and returns its record. A diverging trial is a result (status
-/// `diverged`), not an error; an error here means the trial could not be set up.
-pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &Device) -> Result<TrialRecord> {
+/// Runs `group` (trials that differ only in eta_A and ratio; see [`crate::stacking`]) from
+/// `base` as one stacked computation and returns one record per trial, each as the trial alone
+/// would have produced it. A diverging trial is a result (status `diverged`), not an error; an
+/// error here means the group could not be set up.
+pub fn run_group(
+    group: &[&TrialSpec],
+    base: &Classifier,
+    data: &TaskData,
+    device: &Device,
+) -> Result<Vec<TrialRecord>> {
     let started = Instant::now();
+    let spec = group[0];
+    let k = group.len();
     let mut rng = init::rng(spec.seed);
     let model = base.clone().with_new_head(data.n_classes, &mut rng);
     let model = match spec.method {
@@ -180,8 +193,10 @@ pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &
         }
     };
     let (trainable_params, total_params) = param_counts(&param_table(&model));
+    let model = members::stack(model, k)?;
     let steps = spec.steps();
-    let optim = optimizer_config(spec).init(&model, steps)?;
+    let configs: Vec<LoraPlusConfig> = group.iter().map(|s| optimizer_config(s)).collect();
+    let optim = LoraPlus::stacked(&configs, &model, steps)?;
     let plan = FitPlan {
         steps,
         batch_size: spec.train.batch_size.get(),
@@ -191,26 +206,33 @@ pub fn run_trial(spec: &TrialSpec, base: &Classifier, data: &TaskData, device: &
         data_seed: spec.seed ^ 0x5eed_da7a,
     };
     // Dropout masks, like everything else random in a trial, follow its seed.
-    let outcome = with_dropout_seed(spec.seed ^ 0xd20f_0a75, || fit(model, optim, data, &plan, device));
-    Ok(TrialRecord {
-        trial_id: spec.id(),
-        status: outcome.status,
-        message: outcome.message,
-        spec: spec.clone(),
-        steps_run: outcome.steps_run,
-        steps_planned: steps,
-        accuracy: Accuracies::of(&outcome.curve),
-        curve: outcome.curve,
-        majority_test_accuracy: Some(data.test.majority_accuracy(data.n_classes)),
-        trainable_params,
-        total_params,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        provenance: provenance(device),
-    })
+    let outcome = with_member_dropout(spec.seed ^ 0xd20f_0a75, k, || fit(model, optim, data, &plan, device));
+    // The group's time, shared evenly: what each trial cost.
+    let wall_seconds = started.elapsed().as_secs_f64() / k as f64;
+    let majority = data.test.majority_accuracy(data.n_classes);
+    Ok(group
+        .iter()
+        .zip(outcome.members)
+        .map(|(spec, member)| TrialRecord {
+            trial_id: spec.id(),
+            status: member.status.expect("fit ends every member"),
+            message: member.message,
+            spec: (*spec).clone(),
+            steps_run: member.steps_run,
+            steps_planned: steps,
+            accuracy: Accuracies::of(&member.curve),
+            curve: member.curve,
+            majority_test_accuracy: Some(majority),
+            trainable_params,
+            total_params,
+            wall_seconds,
+            provenance: provenance(device, k),
+        })
+        .collect())
 }
 
 /// The record of a trial that could not run (an error or a panic).
-pub fn failed_record(spec: &TrialSpec, message: String, device: &Device) -> TrialRecord {
+pub fn failed_record(spec: &TrialSpec, message: String, device: &Device, group_size: usize) -> TrialRecord {
     TrialRecord {
         trial_id: spec.id(),
         status: Status::Failed,
@@ -224,14 +246,15 @@ pub fn failed_record(spec: &TrialSpec, message: String, device: &Device) -> Tria
         trainable_params: 0,
         total_params: 0,
         wall_seconds: 0.0,
-        provenance: provenance(device),
+        provenance: provenance(device, group_size),
     }
 }
 
-fn provenance(device: &Device) -> Provenance {
+fn provenance(device: &Device, group_size: usize) -> Provenance {
     Provenance {
         code_version: CODE_VERSION.to_string(),
         backend: backend_name(device),
+        group_size,
         host: host_name(),
         finished_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
