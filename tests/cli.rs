@@ -636,3 +636,65 @@ n_test = 10
         "{stderr}"
     );
 }
+
+/// `trial_id -> record` of every trial record in `dir`.
+fn records(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    fs::read_dir(dir.join("trials"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let record: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+            (record["trial_id"].as_str().unwrap().to_string(), record)
+        })
+        .collect()
+}
+
+#[test]
+fn stacked_trials_match_the_same_trials_run_one_by_one() {
+    // A BERT with dropout and adapters on attention and embeddings, an MLP, head-only baselines,
+    // and eta_A = 1e4, which diverges inside a group of healthy trials.
+    let text = TINY_BERT
+        .replace("eta_a = [1e-3]", "eta_a = [1e-3, 1e-2, 1e4]")
+        .replace("ratio = [16]", "ratio = [4, 16]")
+        .replace("baseline = false", "baseline = true")
+        .replace(
+            "dropout = 0.1\npretrain",
+            "dropout = 0.1\ntargets = [\"query\", \"value\", \"word_embeddings\"]\npretrain",
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "bert.toml", &text);
+    let run = |name: &str, group_size: &str| {
+        let out = dir.path().join(name);
+        let args = ["sweep", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let output = loraplus(&[&args[..], &["--jobs", "1", "--group-size", group_size]].concat());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        records(&out)
+    };
+    let (alone, stacked) = (run("alone", "1"), run("stacked", "auto"));
+    assert_eq!(alone.len(), 12, "9 adapter trials and 3 baselines");
+    assert_eq!(alone.keys().collect::<Vec<_>>(), stacked.keys().collect::<Vec<_>>());
+    for (id, a) in &alone {
+        let s = &stacked[id];
+        assert_eq!(a["provenance"]["group_size"], 1);
+        let group_size = s["provenance"]["group_size"].as_u64().unwrap();
+        assert!(group_size > 1, "{id} ran stacked");
+        assert_eq!(a["status"], s["status"], "{id}");
+        assert_eq!(a["steps_run"], s["steps_run"], "{id}");
+        let absurd = a["spec"]["eta_a"].as_f64() == Some(1e4);
+        assert_eq!(a["status"] == "diverged", absurd, "{id}: only eta_A = 1e4 diverges");
+        let (a_curve, s_curve) = (a["curve"].as_array().unwrap(), s["curve"].as_array().unwrap());
+        assert_eq!(a_curve.len(), s_curve.len(), "{id}");
+        // Tolerance: accuracies to one example in 10^4 (they are counts over 40), mean losses
+        // to 1e-4 relative. Stacking changes the order of float sums, nothing else.
+        for (p, q) in a_curve.iter().zip(s_curve) {
+            for key in ["val_accuracy", "test_accuracy"] {
+                let (x, y) = (p[key].as_f64().unwrap(), q[key].as_f64().unwrap());
+                assert!((x - y).abs() < 1e-4, "{id} step {}: {key} {x} vs {y}", p["step"]);
+            }
+            if let (Some(x), Some(y)) = (p["train_loss"].as_f64(), q["train_loss"].as_f64()) {
+                assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{id} step {}: loss {x} vs {y}", p["step"]);
+            }
+        }
+    }
+}
