@@ -693,7 +693,11 @@ fn stacked_trials_match_the_same_trials_run_one_by_one() {
                 assert!((x - y).abs() < 1e-4, "{id} step {}: {key} {x} vs {y}", p["step"]);
             }
             if let (Some(x), Some(y)) = (p["train_loss"].as_f64(), q["train_loss"].as_f64()) {
-                assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{id} step {}: loss {x} vs {y}", p["step"]);
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{id} step {}: loss {x} vs {y}",
+                    p["step"]
+                );
             }
         }
     }

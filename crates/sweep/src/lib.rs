@@ -5,6 +5,7 @@
 //! [`store`] of atomic JSON records; [`report`] and [`plots`] turn the records into CSV tables
 //! and PNG figures.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod grid;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use loraplus::bench::{self, BenchOptions};
 use loraplus::config::{DeviceChoice, Metric, SweepConfig};
 use loraplus::grid::{self, Method};
 use loraplus::report::{self, ReportSettings};
@@ -50,6 +51,27 @@ enum Command {
         /// The compute device, instead of the config's `device`.
         #[arg(long, value_enum)]
         device: Option<DeviceChoice>,
+    },
+    /// Time a config's first group of stackable trials, one by one and stacked, and print
+    /// trials per hour for both.
+    Bench {
+        /// The sweep config (TOML).
+        config: PathBuf,
+        /// Trials in the group.
+        #[arg(long, default_value_t = 8)]
+        members: usize,
+        /// Updates per trial.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// Rounds (each runs both ways); medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The compute device, instead of the config's `device`.
+        #[arg(long, value_enum)]
+        device: Option<DeviceChoice>,
+        /// Where pretrained bases are cached. Default: runs/bench-<config file stem>.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Rebuild the CSV tables, plots and summary of a sweep directory from its trial records.
     Report {
@@ -100,6 +122,26 @@ fn run(command: Command) -> Result<()> {
             let summary = runner::sweep(&parsed, &text, &out, jobs)?;
             print!("{summary}");
             println!("\nreports in {}", out.display());
+            Ok(())
+        }
+        Command::Bench {
+            config,
+            members,
+            steps,
+            rounds,
+            device,
+            out,
+        } => {
+            let (parsed, _) = SweepConfig::load(&config)?;
+            anyhow::ensure!(
+                members >= 1 && steps >= 1 && rounds >= 1,
+                "--members, --steps and --rounds must be at least 1"
+            );
+            let device = runner::device(device.unwrap_or(parsed.device))?;
+            let stem = config.file_stem().unwrap_or_default().to_string_lossy();
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
+            let options = BenchOptions { members, steps, rounds };
+            print!("{}", bench::bench(&parsed, &options, &device, &out)?);
             Ok(())
         }
         Command::Report { dir, metric, top_k } => {

@@ -1,0 +1,109 @@
+//! `loraplus bench`: trials per hour, run one by one vs stacked, side by side in one process.
+//!
+//! The bench takes the first group of stackable adapter trials of a sweep config (same model,
+//! task and seed, different rates), shortens them to `steps` updates, and times, round by round,
+//! the group's trials one after another and the same trials as one stacked pass. Each round runs
+//! both, so drifts in machine load hit both alike; the figures are medians over rounds.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+
+use crate::config::{SweepConfig, Values};
+use crate::data::DataCache;
+use crate::grid::{self, Method, TrialSpec};
+use crate::stacking;
+use crate::store::Store;
+use crate::trial::{BaseInfo, backend_name, prepare_bases, run_group};
+
+/// What to measure.
+pub struct BenchOptions {
+    /// Trials in the stacked group (the first this many of the config's first group).
+    pub members: usize,
+    /// Updates per trial.
+    pub steps: usize,
+    /// Rounds of (one by one, stacked).
+    pub rounds: usize,
+}
+
+/// Runs the bench and returns its printed report. Pretrained bases are cached in `work_dir`.
+pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work_dir: &Path) -> Result<String> {
+    let trials: Vec<TrialSpec> = grid::expand(config)
+        .into_iter()
+        .filter(|t| t.method == Method::Lora)
+        .map(|mut t| {
+            t.train.steps = Some(Values::One(options.steps));
+            t.train.epochs = None;
+            t.train.eval_interval = Values::One(options.steps);
+            t
+        })
+        .collect();
+    let refs: Vec<&TrialSpec> = trials.iter().collect();
+    let group = stacking::groups(&refs, |_| options.members)
+        .into_iter()
+        .next()
+        .context("the config has no adapter trials")?;
+    let owned: Vec<TrialSpec> = group.iter().map(|t| (*t).clone()).collect();
+    let log = |line: String| eprintln!("{line}");
+    let data = DataCache::load(&owned, &log)?;
+    let store = Store::open(work_dir)?;
+    let bases = prepare_bases(&owned, &store, &data, device, &log)?;
+    let spec = group[0];
+    let base = &bases[&BaseInfo::of(spec).key()];
+    let task_data = data.get(&spec.task, &spec.model);
+
+    let k = group.len();
+    let mut one_by_one = Vec::new();
+    let mut stacked = Vec::new();
+    for round in 0..options.rounds {
+        let started = Instant::now();
+        for trial in &group {
+            run_group(std::slice::from_ref(trial), base, task_data, device)?;
+        }
+        one_by_one.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        run_group(&group, base, task_data, device)?;
+        stacked.push(started.elapsed().as_secs_f64());
+        eprintln!(
+            "round {}/{}: one by one {:.2}s, stacked {:.2}s",
+            round + 1,
+            options.rounds,
+            one_by_one[round],
+            stacked[round]
+        );
+    }
+    let per_hour = |seconds: f64| k as f64 * 3600.0 / seconds;
+    let (alone, together) = (median(&mut one_by_one), median(&mut stacked));
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{}: model `{}`, task `{}`, {k} trials x {} steps of batch {}, backend {}",
+        config.name,
+        spec.model.name,
+        spec.task.name,
+        options.steps,
+        spec.train.batch_size.get(),
+        backend_name(device)
+    )?;
+    writeln!(
+        out,
+        "one by one: {:>10.0} trials/hour  ({alone:.2}s per group, median of {})",
+        per_hour(alone),
+        options.rounds
+    )?;
+    writeln!(
+        out,
+        "stacked:    {:>10.0} trials/hour  ({together:.2}s per group)",
+        per_hour(together)
+    )?;
+    writeln!(out, "speed-up:   {:>10.2}x", alone / together)?;
+    Ok(out)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
