@@ -6,7 +6,7 @@ use std::fmt::Write;
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use loraplus_model::{ParamInfo, param_table};
 
 use crate::{Group, OptimError, Schedule};
@@ -130,6 +130,16 @@ pub struct LoraPlus {
     /// Per trainable parameter: Adam's first and second moments, `[K, numel / K]`.
     moments: HashMap<ParamId, (Tensor<2>, Tensor<2>)>,
     stopped: Vec<bool>,
+    /// The per-member tensors every step uses, made on the device once (and again after a
+    /// member stops) rather than uploaded every step.
+    columns: Option<MemberColumns>,
+}
+
+/// `[K, 1]` columns: 1 for a running member and 0 for a stopped one, and each group's base rate
+/// times that.
+struct MemberColumns {
+    running: Tensor<2>,
+    rates: HashMap<Group, Tensor<2>>,
 }
 
 impl LoraPlus {
@@ -178,6 +188,7 @@ impl LoraPlus {
             assignments,
             moments: HashMap::new(),
             stopped: vec![false; configs.len()],
+            columns: None,
         })
     }
 
@@ -193,25 +204,36 @@ impl LoraPlus {
         let Some(device) = flat.values().next().map(|g| g.device()) else {
             return model;
         };
-        let running = self.member_column(&device, |m| if self.stopped[m] { 0.0 } else { 1.0 });
+        let columns = self.columns.get_or_insert_with(|| {
+            let column = |value: &dyn Fn(usize) -> f64| {
+                let values: Vec<f32> = (0..k).map(|m| value(m) as f32).collect();
+                Tensor::<2>::from_data(TensorData::new(values, [k, 1]), &device)
+            };
+            let running = |m: usize| if self.stopped[m] { 0.0 } else { 1.0 };
+            MemberColumns {
+                running: column(&running),
+                rates: Group::ALL
+                    .into_iter()
+                    .map(|g| (g, column(&|m| self.members[m].group_lr(g) * running(m))))
+                    .collect(),
+            }
+        });
         if self.stopped.contains(&true) {
             // A stopped member's gradient may be NaN: zero it, so its moments stay finite.
             for grad in flat.values_mut() {
-                let stopped = running.clone().expand(grad.dims()).equal_elem(0.0);
+                let stopped = columns.running.clone().expand(grad.dims()).equal_elem(0.0);
                 *grad = grad.clone().mask_fill(stopped, 0.0);
             }
         }
-        if let Some(max_norm) = self.config().max_grad_norm {
+        if let Some(max_norm) = self.members[0].max_grad_norm {
             clip_member_norms(&mut flat, max_norm);
         }
-        let factor = self.next_factor();
+        let factor = self.members[0].schedule.factor(self.steps_taken, self.total_steps);
         self.steps_taken += 1;
-        let rates: HashMap<Group, Tensor<2>> = Group::ALL
-            .into_iter()
-            .map(|group| {
-                let base = self.member_column(&device, |m| self.members[m].group_lr(group) * factor);
-                (group, base * running.clone())
-            })
+        let rates: HashMap<Group, Tensor<2>> = columns
+            .rates
+            .iter()
+            .map(|(group, rate)| (*group, rate.clone().mul_scalar(factor)))
             .collect();
         let config = self.config().clone();
         let mut update = AdamWUpdate {
@@ -228,6 +250,7 @@ impl LoraPlus {
     /// Stops member `k` (a diverged trial): from now on its parameters keep their values.
     pub fn stop_member(&mut self, k: usize) {
         self.stopped[k] = true;
+        self.columns = None;
     }
 
     /// The number of stacked members (1 for a plain trial).
@@ -306,13 +329,6 @@ impl LoraPlus {
             .unwrap();
         }
         out
-    }
-
-    /// `[K, 1]`: `value(k)` for every member `k`.
-    fn member_column(&self, device: &Device, value: impl Fn(usize) -> f64) -> Tensor<2> {
-        let k = self.members.len();
-        let values: Vec<f32> = (0..k).map(|m| value(m) as f32).collect();
-        Tensor::from_data(TensorData::new(values, [k, 1]), device)
     }
 }
 

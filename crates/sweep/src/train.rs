@@ -85,23 +85,61 @@ pub struct FitOutcome {
 /// `loraplus_model::members`): they see the same batches, and each is evaluated, checked for
 /// divergence and stopped on its own. The loss is the sum of the members' mean losses, so each
 /// member's gradient is exactly its own loss's.
+///
+/// Losses stay on the device until the next evaluation and are read then, one transfer per
+/// evaluation instead of one per step (on a GPU, a read waits for every queued kernel). A member
+/// whose loss diverged in between is stopped at its first bad step, and its record is what it
+/// would have been had it been checked at every step.
 pub fn fit(mut model: Classifier, mut optim: LoraPlus, data: &TaskData, plan: &FitPlan, device: &Device) -> FitOutcome {
     let k = optim.members();
     let mut order = BatchOrder::new(data.train.len(), plan.data_seed);
     let mut members = vec![MemberOutcome::default(); k];
+    let mut unread: Vec<Tensor<1>> = Vec::new();
     for step in 0..plan.steps {
         if step % plan.eval_interval == 0 {
+            check_losses(&mut unread, step, &mut members, &mut optim, plan);
+            if members.iter().all(|m| m.status.is_some()) {
+                return FitOutcome { model, members };
+            }
             evaluate(&model, data, step, &mut members, device);
         }
         let batch = data.train.batch(&order.next(plan.batch_size), device);
         let losses = member_losses(model.forward(&batch.input.repeat(k)), batch.labels, k);
-        let values: Vec<f64> = losses
-            .clone()
-            .into_data()
-            .convert::<f64>()
-            .try_to_vec::<f64>()
-            .expect("f64 losses");
-        for (m, (member, loss)) in members.iter_mut().zip(values).enumerate() {
+        unread.push(losses.clone().detach());
+        let grads = GradientsParams::from_grads(losses.sum().backward(), &model);
+        model = optim.step(model, grads);
+    }
+    check_losses(&mut unread, plan.steps, &mut members, &mut optim, plan);
+    evaluate(&model, data, plan.steps, &mut members, device);
+    for member in members.iter_mut().filter(|m| m.status.is_none()) {
+        member.status = Some(Status::Ok);
+        member.steps_run = plan.steps;
+    }
+    FitOutcome { model, members }
+}
+
+/// Reads the `[k]` losses of the steps before `end` not yet read, adds them to the running
+/// members' windows, and stops each member at its first step whose loss is non-finite or above
+/// `diverge_factor` times its first loss.
+fn check_losses(
+    unread: &mut Vec<Tensor<1>>,
+    end: usize,
+    members: &mut [MemberOutcome],
+    optim: &mut LoraPlus,
+    plan: &FitPlan,
+) {
+    if unread.is_empty() {
+        return;
+    }
+    let first_step = end - unread.len();
+    let values: Vec<f64> = Tensor::stack::<2>(std::mem::take(unread), 0)
+        .into_data()
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .expect("f64 losses");
+    for (i, losses) in values.chunks(members.len()).enumerate() {
+        let step = first_step + i;
+        for (m, (member, &loss)) in members.iter_mut().zip(losses).enumerate() {
             if member.status.is_some() {
                 continue;
             }
@@ -115,18 +153,7 @@ pub fn fit(mut model: Classifier, mut optim: LoraPlus, data: &TaskData, plan: &F
                 member.window.push(loss);
             }
         }
-        if members.iter().all(|m| m.status.is_some()) {
-            return FitOutcome { model, members };
-        }
-        let grads = GradientsParams::from_grads(losses.sum().backward(), &model);
-        model = optim.step(model, grads);
     }
-    evaluate(&model, data, plan.steps, &mut members, device);
-    for member in members.iter_mut().filter(|m| m.status.is_none()) {
-        member.status = Some(Status::Ok);
-        member.steps_run = plan.steps;
-    }
-    FitOutcome { model, members }
 }
 
 /// Each member's mean cross-entropy over its rows of `logits`.
@@ -167,22 +194,25 @@ pub fn accuracy(model: &Classifier, split: &Split, k: usize, device: &Device) ->
     // About 256 rows per forward pass, whatever the number of members.
     let chunk = (256 / k).max(1);
     let indices: Vec<usize> = (0..split.len()).collect();
-    let mut correct = vec![0i64; k];
-    for part in indices.chunks(chunk) {
-        let batch = split.batch(part, device);
-        let predicted: Tensor<1, Int> = model.forward(&batch.input.repeat(k)).argmax(1).flatten(0, 1);
-        let hits = predicted
-            .equal(batch.labels.repeat_dim(0, k))
-            .int()
-            .reshape([k, part.len()])
-            .sum_dim(1);
-        for (total, hits) in correct
-            .iter_mut()
-            .zip(hits.into_data().convert::<i64>().try_to_vec::<i64>().expect("counts"))
-        {
-            *total += hits;
-        }
-    }
+    // Counted on the device and read once.
+    let correct = indices
+        .chunks(chunk)
+        .map(|part| {
+            let batch = split.batch(part, device);
+            let predicted: Tensor<1, Int> = model.forward(&batch.input.repeat(k)).argmax(1).flatten(0, 1);
+            predicted
+                .equal(batch.labels.repeat_dim(0, k))
+                .int()
+                .reshape([k, part.len()])
+                .sum_dim(1)
+        })
+        .reduce(|a, b| a + b)
+        .expect("a split is never empty");
+    let correct = correct
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("counts");
     correct.into_iter().map(|c| c as f64 / split.len() as f64).collect()
 }
 
