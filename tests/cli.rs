@@ -702,3 +702,30 @@ fn stacked_trials_match_the_same_trials_run_one_by_one() {
         }
     }
 }
+
+#[test]
+fn bench_times_one_by_one_and_stacked_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "tiny.toml", TINY);
+    let work = dir.path().join("bench");
+    let args = [
+        "bench",
+        config.to_str().unwrap(),
+        "--members",
+        "3",
+        "--steps",
+        "5",
+        "--rounds",
+        "2",
+    ];
+    let output = loraplus(&[&args[..], &["--out", work.to_str().unwrap()]].concat());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("3 trials x 5 steps of batch 16"), "{stdout}");
+    for line in ["one by one:", "stacked:", "speed-up:"] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    let unknown = loraplus(&[&args[..], &["--model", "nope"]].concat());
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no adapter trials (of that model)"));
+}

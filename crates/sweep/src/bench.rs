@@ -23,6 +23,8 @@ use crate::trial::{BaseInfo, backend_name, prepare_bases, run_group};
 pub struct BenchOptions {
     /// Trials in the stacked group (the first this many of the config's first group).
     pub members: usize,
+    /// Only trials of this model (by its name in the config).
+    pub model: Option<String>,
     /// Updates per trial.
     pub steps: usize,
     /// Rounds of (one by one, stacked).
@@ -34,6 +36,7 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
     let trials: Vec<TrialSpec> = grid::expand(config)
         .into_iter()
         .filter(|t| t.method == Method::Lora)
+        .filter(|t| options.model.as_ref().is_none_or(|name| *name == t.model.name))
         .map(|mut t| {
             t.train.steps = Some(Values::One(options.steps));
             t.train.epochs = None;
@@ -45,7 +48,7 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
     let group = stacking::groups(&refs, |_| options.members)
         .into_iter()
         .next()
-        .context("the config has no adapter trials")?;
+        .context("the config has no adapter trials (of that model)")?;
     let owned: Vec<TrialSpec> = group.iter().map(|t| (*t).clone()).collect();
     let log = |line: String| eprintln!("{line}");
     let data = DataCache::load(&owned, &log)?;

@@ -60,6 +60,9 @@ enum Command {
         /// Trials in the group.
         #[arg(long, default_value_t = 8)]
         members: usize,
+        /// Only trials of this model (its name in the config). Default: the first model's.
+        #[arg(long)]
+        model: Option<String>,
         /// Updates per trial.
         #[arg(long, default_value_t = 50)]
         steps: usize,
@@ -127,6 +130,7 @@ fn run(command: Command) -> Result<()> {
         Command::Bench {
             config,
             members,
+            model,
             steps,
             rounds,
             device,
@@ -140,7 +144,12 @@ fn run(command: Command) -> Result<()> {
             let device = runner::device(device.unwrap_or(parsed.device))?;
             let stem = config.file_stem().unwrap_or_default().to_string_lossy();
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
-            let options = BenchOptions { members, steps, rounds };
+            let options = BenchOptions {
+                members,
+                model,
+                steps,
+                rounds,
+            };
             print!("{}", bench::bench(&parsed, &options, &device, &out)?);
             Ok(())
         }
