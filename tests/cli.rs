@@ -339,6 +339,16 @@ fn bad_configs_fail_with_a_clear_message_and_write_nothing() {
             "bad.toml:",
         ),
         (
+            "zero group size",
+            TINY.replace("top_k = 2", "top_k = 2\ngroup_size = 0"),
+            "`group_size`: must be `auto` or at least 1",
+        ),
+        (
+            "unknown group size",
+            TINY.replace("top_k = 2", "top_k = 2\ngroup_size = \"many\""),
+            "\"auto\" or a number of trials >= 1",
+        ),
+        (
             "empty grid",
             TINY.replace("ratio = [4, 16]", "ratio = []"),
             "`ratio`: the grid is empty",
