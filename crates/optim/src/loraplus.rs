@@ -127,6 +127,8 @@ pub struct LoraPlus {
     total_steps: usize,
     steps_taken: usize,
     assignments: Vec<(ParamInfo, Group)>,
+    /// The group of each trainable parameter, by id (the lookup `assignments` serves).
+    groups: HashMap<ParamId, Group>,
     /// Per trainable parameter: Adam's first and second moments, `[K, numel / K]`.
     moments: HashMap<ParamId, (Tensor<2>, Tensor<2>)>,
     stopped: Vec<bool>,
@@ -185,6 +187,7 @@ impl LoraPlus {
             members: configs.to_vec(),
             total_steps,
             steps_taken: 0,
+            groups: assignments.iter().map(|(p, g)| (p.id, *g)).collect(),
             assignments,
             moments: HashMap::new(),
             stopped: vec![false; configs.len()],
@@ -240,7 +243,7 @@ impl LoraPlus {
             config: &config,
             step: self.steps_taken as i32,
             grads: flat,
-            groups: self.assignments.iter().map(|(p, g)| (p.id, *g)).collect(),
+            groups: &self.groups,
             rates,
             moments: &mut self.moments,
         };
@@ -372,7 +375,7 @@ struct AdamWUpdate<'a> {
     step: i32,
     /// Gradients as `[K, numel / K]`.
     grads: HashMap<ParamId, Tensor<2>>,
-    groups: HashMap<ParamId, Group>,
+    groups: &'a HashMap<ParamId, Group>,
     /// Per group, every member's rate, `[K, 1]`.
     rates: HashMap<Group, Tensor<2>>,
     moments: &'a mut HashMap<ParamId, (Tensor<2>, Tensor<2>)>,
