@@ -12,7 +12,7 @@ use loraplus::data::DataCache;
 use loraplus::grid;
 use loraplus::runner::device;
 use loraplus::store::{Store, TrialRecord};
-use loraplus::trial::{BaseInfo, prepare_bases, run_group};
+use loraplus::trial::{BaseInfo, load_checkpoints, pretrain_bases, run_group};
 
 /// A tiny BERT with dropout, adapters on attention and embeddings, three rates stacked.
 const CONFIG: &str = r#"
@@ -75,7 +75,8 @@ fn run(config: &SweepConfig, device: &Device, store_dir: &Path) -> Vec<TrialReco
     let trials = grid::expand(config);
     let data = DataCache::load(&trials, &|_| {}).unwrap();
     let store = Store::open(store_dir).unwrap();
-    let bases = prepare_bases(&trials, &store, &data, device, &|_| {}).unwrap();
+    let mut bases = load_checkpoints(&trials, &data, device, &|_| {}).unwrap();
+    pretrain_bases(&trials, &store, &data, device, &|_| {}, &mut bases).unwrap();
     let group: Vec<_> = trials.iter().collect();
     let spec = group[0];
     run_group(

@@ -158,7 +158,7 @@ fn map_stacked<M: LoraModel>(mut model: M, reshape_rows: impl Fn(Tensor<2>) -> T
     for site in model.head_sites() {
         remap(&mut site.layer.weight, &reshape_rows);
         if let Some(bias) = site.layer.bias.as_mut() {
-            remap(bias, &rows_1d);
+            remap(bias, rows_1d);
         }
     }
     model

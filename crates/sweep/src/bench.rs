@@ -17,7 +17,7 @@ use crate::data::DataCache;
 use crate::grid::{self, Method, TrialSpec};
 use crate::stacking;
 use crate::store::Store;
-use crate::trial::{BaseInfo, backend_name, prepare_bases, run_group};
+use crate::trial::{BaseInfo, backend_name, load_checkpoints, pretrain_bases, run_group};
 
 /// What to measure.
 pub struct BenchOptions {
@@ -52,8 +52,9 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
     let owned: Vec<TrialSpec> = group.iter().map(|t| (*t).clone()).collect();
     let log = |line: String| eprintln!("{line}");
     let data = DataCache::load(&owned, &log)?;
+    let mut bases = load_checkpoints(&owned, &data, device, &log)?;
     let store = Store::open(work_dir)?;
-    let bases = prepare_bases(&owned, &store, &data, device, &log)?;
+    pretrain_bases(&owned, &store, &data, device, &log, &mut bases)?;
     let spec = group[0];
     let base = &bases[&BaseInfo::of(spec).key()];
     let task_data = data.get(&spec.task, &spec.model);

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use loraplus_model::{AttachConfig, LoraConfig, LoraError, attach, init};
 use serde::{Deserialize, Serialize};
 
-use crate::data::TaskKind;
+use crate::data::{InputShape, TaskKind};
 use crate::stacking::GroupSize;
 use crate::zoo::ModelKind;
 
@@ -524,16 +524,22 @@ impl SweepConfig {
         Ok(())
     }
 
-    /// Attaches the configured adapters to a throwaway copy of `model`, so unknown targets and
-    /// ranks too large for a layer are reported before anything runs. (Image tasks tell their
-    /// input size only once read; a misfit there fails the trials, each with the reason.)
+    /// [`SweepConfig::adapters_fit`] for tasks whose input size the config states. (Image tasks
+    /// tell theirs only once read: the sweep checks them then, before writing anything.)
     fn check_adapters_fit(&self, model: &ModelConfig, task: &TaskConfig) -> Result<(), (String, String)> {
-        let Some(shape) = task.kind.shape() else {
-            return Ok(());
-        };
+        match task.kind.shape() {
+            Some(shape) => self.adapters_fit(model, &shape),
+            None => Ok(()),
+        }
+    }
+
+    /// Attaches the configured adapters to a throwaway copy of `model` built for inputs of
+    /// `shape`, so unknown targets and ranks too large for a layer are reported before anything
+    /// runs. On failure returns the key and what is wrong.
+    pub fn adapters_fit(&self, model: &ModelConfig, shape: &InputShape) -> Result<(), (String, String)> {
         let skeleton = model
             .kind
-            .init(&shape, false, &mut init::rng(0), &Device::flex())
+            .init(shape, false, &mut init::rng(0), &Device::flex())
             .map_err(|error| ("path".to_string(), format!("model `{}`: {error:#}", model.name)))?;
         let targets = model.targets.clone().unwrap_or_else(|| model.kind.default_targets());
         for rank in self.lora.rank.all() {

@@ -12,9 +12,12 @@ use loraplus::bench::{self, BenchOptions};
 use loraplus::config::{DeviceChoice, Metric, SweepConfig};
 use loraplus::grid::{self, Method};
 use loraplus::report::{self, ReportSettings};
-use loraplus::runner;
+use loraplus::runner::{self, SweepOptions};
+use loraplus::shard::Shard;
+use loraplus::slurm::{self, SlurmOptions};
 use loraplus::stacking::GroupSize;
 use loraplus::store::Store;
+use loraplus::{merge, status};
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
 #[derive(Parser)]
@@ -51,6 +54,73 @@ enum Command {
         /// The compute device, instead of the config's `device`.
         #[arg(long, value_enum)]
         device: Option<DeviceChoice>,
+        /// Run only shard I of N (0-based), e.g. 0/4. Default: the shard a Slurm job array
+        /// (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) assigns,
+        /// else every trial.
+        #[arg(long, conflicts_with = "shards")]
+        shard: Option<Shard>,
+        /// The shard count, where the environment gives only the index: then the Slurm array
+        /// task id (or JOB_COMPLETION_INDEX) is the shard index itself.
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Run trials recorded as failed again.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Count a sweep directory's trials: done, diverged, failed, running, missing; with the
+    /// missing shards as a Slurm range list, ready for resubmission.
+    Status {
+        /// A sweep's output directory.
+        dir: PathBuf,
+        /// Shard count. Default: the one the directory's sharded runs used.
+        #[arg(long)]
+        shards: Option<usize>,
+    },
+    /// Combine the results of one sweep from several directories (deduplicated by trial id;
+    /// directories of different configs are refused), then write the reports.
+    Merge {
+        /// Sweep output directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged results go (if it holds results of the same sweep, they are kept).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write sbatch scripts that run a sweep as a Slurm job array, one shard per task, and a
+    /// report step after it.
+    Slurm {
+        /// The sweep config (TOML).
+        config: PathBuf,
+        /// Output directory (the scripts go to OUT/slurm). Default: runs/<config file stem>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Array tasks. Default: one per family of stackable trials.
+        #[arg(long)]
+        shards: Option<usize>,
+        /// At most this many tasks at once.
+        #[arg(long)]
+        max_running: Option<usize>,
+        /// Slurm partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// GPUs per task.
+        #[arg(long)]
+        gpus: Option<usize>,
+        /// Time limit per task, e.g. 02:00:00.
+        #[arg(long)]
+        time: Option<String>,
+        /// CPUs per task.
+        #[arg(long)]
+        cpus_per_task: Option<usize>,
+        /// Memory per task, e.g. 16G.
+        #[arg(long)]
+        mem: Option<String>,
+        /// The compute device of every task, instead of the config's.
+        #[arg(long, value_enum)]
+        device: Option<DeviceChoice>,
+        /// A further #SBATCH option for both scripts, e.g. --sbatch=--account=abc (repeatable).
+        #[arg(long = "sbatch", allow_hyphen_values = true)]
+        sbatch: Vec<String>,
     },
     /// Time a config's first group of stackable trials, one by one and stacked, and print
     /// trials per hour for both.
@@ -115,6 +185,9 @@ fn run(command: Command) -> Result<()> {
             jobs,
             group_size,
             device,
+            shard,
+            shards,
+            retry_failed,
         } => {
             let (mut parsed, text) = SweepConfig::load(&config)?;
             parsed.group_size = group_size.unwrap_or(parsed.group_size);
@@ -122,9 +195,68 @@ fn run(command: Command) -> Result<()> {
             let out = out.unwrap_or_else(|| default_out(&config));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = runner::sweep(&parsed, &text, &out, jobs)?;
-            print!("{summary}");
-            println!("\nreports in {}", out.display());
+            anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
+            let shard = match shard {
+                Some(shard) => Some(shard),
+                None => Shard::from_env(shards)?,
+            };
+            let options = SweepOptions {
+                jobs,
+                shard,
+                retry_failed,
+            };
+            print!("{}", runner::sweep(&parsed, &text, &out, options)?);
+            if shard.is_none() {
+                println!("\nreports in {}", out.display());
+            }
+            Ok(())
+        }
+        Command::Status { dir, shards } => {
+            anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
+            print!("{}", status::status(&dir, shards)?);
+            Ok(())
+        }
+        Command::Merge { dirs, out } => {
+            print!("{}", merge::merge(&dirs, &out)?);
+            println!("\nmerged results and reports in {}", out.display());
+            Ok(())
+        }
+        Command::Slurm {
+            config,
+            out,
+            shards,
+            max_running,
+            partition,
+            gpus,
+            time,
+            cpus_per_task,
+            mem,
+            device,
+            sbatch,
+        } => {
+            let (parsed, _) = SweepConfig::load(&config)?;
+            let out = out.unwrap_or_else(|| default_out(&config));
+            let options = SlurmOptions {
+                shards,
+                max_running,
+                partition,
+                gpus,
+                time,
+                cpus_per_task,
+                mem,
+                device,
+                extra: sbatch,
+            };
+            let binary = std::env::current_exe().context("cannot locate the loraplus binary")?;
+            let scripts = slurm::write_scripts(&config, &parsed, &out, &binary, &options)?;
+            println!(
+                "{}: {} trials in {} array tasks; scripts in {}",
+                parsed.name,
+                scripts.trials,
+                scripts.shards,
+                scripts.dir.display()
+            );
+            println!("submit: bash {}", scripts.dir.join("submit.sh").display());
             Ok(())
         }
         Command::Bench {

@@ -17,10 +17,13 @@ use crate::config::{DeviceChoice, SweepConfig};
 use crate::data::{DataCache, InputShape};
 use crate::grid::{self, TrialSpec};
 use crate::report::{self, ReportSettings};
+use crate::shard::Shard;
 use crate::stacking::{self, GroupSize};
-use crate::store::{Store, TrialRecord, write_atomic};
+use crate::store::{Claim, RecordState, Store, TrialRecord, with_lock, write_atomic};
 use crate::train::Status;
-use crate::trial::{BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, prepare_bases, run_group};
+use crate::trial::{
+    BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, load_checkpoints, pretrain_bases, run_group,
+};
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Result<Device> {
@@ -39,13 +42,57 @@ pub fn device(choice: DeviceChoice) -> Result<Device> {
     Ok(device.autodiff())
 }
 
-/// Runs every unfinished trial of `config` into `out` with `jobs` trials at a time, then writes
-/// the reports and returns the printed summary.
-pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -> Result<String> {
+/// How `loraplus sweep` runs a config.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepOptions {
+    /// Trials (or stacked groups of trials) run at a time.
+    pub jobs: usize,
+    /// Only this slice of the grid (one job of a Slurm array); `None`: every trial.
+    pub shard: Option<Shard>,
+    /// Run trials recorded as `failed` again (errors and panics may be transient, e.g. a node
+    /// that ran out of memory); diverged trials are results and stay.
+    pub retry_failed: bool,
+}
+
+/// Whether `state` is a record the sweep keeps.
+fn is_done(state: &RecordState, retry_failed: bool) -> bool {
+    matches!(state, RecordState::Finished(record) if !(retry_failed && record.status == Status::Failed))
+}
+
+/// Runs every unfinished trial of `config` (of `options.shard`, if given) into `out`, then
+/// writes the reports (a shard leaves them to `loraplus report`, once every shard is done) and
+/// returns the printed summary.
+///
+/// Several processes may sweep into one directory at once (overlapping shards, a resubmitted
+/// array job): each trial is claimed while it runs (see [`Store::claim`]), so none runs twice
+/// at the same time and none is recorded twice.
+pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: SweepOptions) -> Result<String> {
+    let SweepOptions {
+        jobs,
+        shard,
+        retry_failed,
+    } = options;
     let trials = grid::expand(config);
-    // Data files are read before anything is written, so a bad file leaves `out` as it was.
-    let data = DataCache::load(&trials, &|line| eprintln!("{line}"))?;
-    let store = Store::open(out)?;
+    let owned: Vec<&TrialSpec> = match shard {
+        Some(shard) => shard.select(&trials),
+        None => trials.iter().collect(),
+    };
+    let store = Store::at(out);
+    let pending: Vec<&TrialSpec> = owned
+        .iter()
+        .copied()
+        .filter(|t| !is_done(&store.state(&t.id()), retry_failed))
+        .collect();
+
+    // Everything the trials read is read and checked before anything is written, so a bad
+    // data file, checkpoint or tokenizer leaves `out` as it was.
+    let pending_specs: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
+    let data = DataCache::load(&pending_specs, &|line| eprintln!("{line}"))?;
+    check_adapters_fit(config, &pending_specs, &data)?;
+    let device = device(config.device)?;
+    let mut bases = load_checkpoints(&pending_specs, &data, &device, &|line| eprintln!("{line}"))?;
+
+    store.create()?;
     write_atomic(&out.join("config.toml"), config_text.as_bytes())?;
     let settings = ReportSettings {
         name: config.name.clone(),
@@ -53,24 +100,35 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
         top_k: config.top_k,
     };
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
+    for spec in &pending {
+        if let RecordState::Corrupt(why) = store.state(&spec.id()) {
+            eprintln!("warning: {why}; moved aside to .json.corrupt, the trial runs again");
+            store.quarantine(&spec.id())?;
+        }
+    }
 
     let started = Instant::now();
-    let pending: Vec<&TrialSpec> = trials.iter().filter(|t| store.finished(&t.id()).is_none()).collect();
-    let ran = pending.len();
-    let progress = Progress::new(trials.len(), trials.len() - pending.len());
+    let progress = Progress::new(owned.len(), owned.len() - pending.len());
     progress.log(format!(
-        "{}: {} trials, {} already finished, {} to run on {jobs} job(s) -> {}",
+        "{}{}: {} trials, {} already finished, {} to run on {jobs} job(s) -> {}",
         config.name,
-        trials.len(),
-        trials.len() - pending.len(),
+        shard.map(|s| format!(" shard {s}")).unwrap_or_default(),
+        owned.len(),
+        owned.len() - pending.len(),
         pending.len(),
         out.display()
     ));
 
+    let mut ran = 0;
     if !pending.is_empty() {
-        let device = device(config.device)?;
-        let owned: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
-        let bases = prepare_bases(&owned, &store, &data, &device, &|line| progress.log(line))?;
+        pretrain_bases(
+            &pending_specs,
+            &store,
+            &data,
+            &device,
+            &|line| progress.log(line),
+            &mut bases,
+        )?;
         let budget = match config.device {
             DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(jobs),
             // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
@@ -98,41 +156,39 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
         // rayon's global pool, so even one job uses every core. (Running them inside a
         // `jobs`-thread rayon pool would confine their tensor work to that pool.)
         let next = AtomicUsize::new(0);
+        let run_count = AtomicUsize::new(0);
         let failures = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..jobs.min(groups.len()) {
                 scope.spawn(|| {
                     while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let spec = group[0];
+                        let (claims, group) = match claim_unfinished(&store, group, retry_failed) {
+                            Ok(claimed) => claimed,
+                            Err(error) => {
+                                failures.lock().unwrap().push(format!("{error:#}"));
+                                continue;
+                            }
+                        };
+                        let Some(spec) = group.first() else { continue };
                         let base = &bases[&BaseInfo::of(spec).key()];
-                        let outcome = catch_unwind(AssertUnwindSafe(|| {
-                            run_group(group, base, data.get(&spec.task, &spec.model), &device)
-                        }));
-                        let failed = |message: String| {
-                            group
-                                .iter()
-                                .map(|spec| failed_record(spec, message.clone(), &device, group.len()))
-                                .collect()
-                        };
-                        let records = match outcome {
-                            Ok(Ok(records)) => records,
-                            Ok(Err(error)) => failed(format!("{error:#}")),
-                            Err(panic) => failed(format!("panicked: {}", panic_message(&panic))),
-                        };
-                        for record in records {
+                        let data = data.get(&spec.task, &spec.model);
+                        for record in run_guarded(&group, &device, || run_group(&group, base, data, &device)) {
                             if let Err(error) = store.save(&record) {
                                 failures
                                     .lock()
                                     .unwrap()
                                     .push(format!("trial {}: {error:#}", record.trial_id));
                             }
+                            run_count.fetch_add(1, Ordering::Relaxed);
                             progress.finished(&record);
                         }
+                        drop(claims);
                     }
                 });
             }
         });
         progress.done();
+        ran = run_count.into_inner();
         let failures = failures.into_inner().unwrap();
         anyhow::ensure!(
             failures.is_empty(),
@@ -140,49 +196,155 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, jobs: usize) -
             failures.join("\n")
         );
     }
-    record_run(out, config, trials.len(), ran, jobs, started.elapsed().as_secs_f64())?;
-    report::write_reports(&store, &settings)
+    record_run(
+        out,
+        config,
+        &device,
+        (owned.len(), ran),
+        options,
+        started.elapsed().as_secs_f64(),
+    )?;
+    match shard {
+        Some(shard) => Ok(format!(
+            "shard {shard}: {} of its {} trials finished here ({} were finished before)\n\
+             once every shard is done: loraplus report {dir}   (progress: loraplus status {dir})\n",
+            ran,
+            owned.len(),
+            owned.len() - pending.len(),
+            dir = out.display()
+        )),
+        None => report::write_reports(&store, &settings),
+    }
+}
+
+/// Checks adapters against the input sizes of tasks that state them only in their files
+/// (images); the config itself checked the others.
+fn check_adapters_fit(config: &SweepConfig, trials: &[TrialSpec], data: &DataCache) -> Result<()> {
+    for spec in trials {
+        let base_task = spec.pretrain_task.as_ref().unwrap_or(&spec.task);
+        if base_task.kind.shape().is_some() {
+            continue;
+        }
+        let shape = InputShape::of(&base_task.kind, data.get(base_task, &spec.model));
+        if let Err((key, why)) = config.adapters_fit(&spec.model, &shape) {
+            anyhow::bail!(
+                "`{key}`: {why} (the input size of task `{}` comes from its data files)",
+                base_task.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Claims the trials of `group` that no other process is running and none has finished
+/// meanwhile; returns the claims (held until the records are saved) and those trials.
+fn claim_unfinished<'a>(
+    store: &Store,
+    group: &[&'a TrialSpec],
+    retry_failed: bool,
+) -> Result<(Vec<Claim>, Vec<&'a TrialSpec>)> {
+    let mut claims = Vec::new();
+    let mut claimed = Vec::new();
+    for spec in group {
+        let id = spec.id();
+        let Some(claim) = store.claim(&id)? else {
+            eprintln!("trial {id} is being run by another process; skipped here");
+            continue;
+        };
+        // Checked after claiming: another process may have finished it since it was planned.
+        if is_done(&store.state(&id), retry_failed) {
+            continue;
+        }
+        claims.push(claim);
+        claimed.push(*spec);
+    }
+    Ok((claims, claimed))
+}
+
+/// The records `run` returns, or, if it fails or panics, a `failed` record for every trial of
+/// `group` with the reason: one bad group never stops a sweep.
+pub fn run_guarded(
+    group: &[&TrialSpec],
+    device: &Device,
+    run: impl FnOnce() -> Result<Vec<TrialRecord>>,
+) -> Vec<TrialRecord> {
+    let failed = |message: String| {
+        group
+            .iter()
+            .map(|spec| failed_record(spec, message.clone(), device, group.len()))
+            .collect()
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(records)) => records,
+        Ok(Err(error)) => failed(format!("{error:#}")),
+        Err(panic) => failed(format!("panicked: {}", panic_message(&panic))),
+    }
+}
+
+/// `DIR/manifest.json`: how a sweep directory came to be.
+#[derive(Serialize, Deserialize)]
+pub struct Manifest {
+    /// The sweep's name.
+    pub name: String,
+    /// The config, relative to the directory.
+    pub config: String,
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// Every `loraplus sweep` that wrote into it, in order.
+    pub runs: Vec<Run>,
+    /// Directories merged into it by `loraplus merge`, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 /// One invocation of `loraplus sweep` on a directory, as `manifest.json` lists it.
-#[derive(Serialize, Deserialize)]
-struct Run {
-    command: Vec<String>,
-    code_version: String,
-    backend: String,
-    host: String,
-    cpus: usize,
-    jobs: usize,
-    trials_total: usize,
-    trials_run: usize,
-    wall_seconds: f64,
-    finished_at: u64,
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Run {
+    /// The command line.
+    pub command: Vec<String>,
+    /// The code that ran.
+    pub code_version: String,
+    /// The tensor backend.
+    pub backend: String,
+    /// The machine.
+    pub host: String,
+    /// Its cores.
+    pub cpus: usize,
+    /// Trials (or groups) at a time.
+    pub jobs: usize,
+    /// The slice of the grid it ran, if one.
+    #[serde(default)]
+    pub shard: Option<Shard>,
+    /// Trials it was given.
+    pub trials_total: usize,
+    /// Trials it ran (the rest were finished before, or run by another process).
+    pub trials_run: usize,
+    /// Seconds it took.
+    pub wall_seconds: f64,
+    /// Seconds since the Unix epoch at its end.
+    pub finished_at: u64,
 }
 
 /// Appends this invocation to `DIR/manifest.json`: what ran, with which code, where, how long.
-/// With `config.toml` beside it, that is everything needed to reproduce the directory.
+/// With `config.toml` beside it, that is everything needed to reproduce the directory. Shards
+/// of one sweep append in turn, under a lock.
 fn record_run(
     out: &Path,
     config: &SweepConfig,
-    total: usize,
-    ran: usize,
-    jobs: usize,
+    device: &Device,
+    (total, ran): (usize, usize),
+    options: SweepOptions,
     wall_seconds: f64,
 ) -> Result<()> {
     let path = out.join("manifest.json");
-    let mut manifest: serde_json::Value = std::fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_else(
-            || serde_json::json!({ "name": config.name, "config": "config.toml", "seeds": config.seeds, "runs": [] }),
-        );
     let run = Run {
         command: std::env::args().collect(),
         code_version: CODE_VERSION.into(),
-        backend: backend_name(&device(config.device)?),
+        backend: backend_name(device),
         host: host_name(),
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        jobs,
+        jobs: options.jobs,
+        shard: options.shard,
         trials_total: total,
         trials_run: ran,
         wall_seconds,
@@ -191,10 +353,23 @@ fn record_run(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    if let Some(runs) = manifest["runs"].as_array_mut() {
-        runs.push(serde_json::to_value(run)?);
-    }
-    write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)
+    with_lock(&out.join("manifest.lock"), || {
+        let mut manifest = read_manifest(out).unwrap_or_else(|| Manifest {
+            name: config.name.clone(),
+            config: "config.toml".into(),
+            seeds: config.seeds.clone(),
+            runs: Vec::new(),
+            merged_from: Vec::new(),
+        });
+        manifest.runs.push(run);
+        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)
+    })
+}
+
+/// `DIR/manifest.json`, if there is a readable one.
+pub fn read_manifest(dir: &Path) -> Option<Manifest> {
+    let bytes = std::fs::read(dir.join("manifest.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -122,8 +122,20 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir.join("trials")).with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        let store = Self::at(dir);
+        store.create()?;
+        Ok(store)
+    }
+
+    /// The store at `dir`, which may not exist yet: reading it finds no records, and nothing
+    /// is created until [`Store::create`].
+    pub fn at(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// Creates the store's folders.
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(self.dir.join("trials")).with_context(|| format!("cannot create {}", self.dir.display()))
     }
 
     /// Opens an existing store for reading.
@@ -153,23 +165,71 @@ impl Store {
     /// The finished record of `trial_id`, if there is a valid one. A file that does not parse or
     /// belongs to another id is reported and treated as missing, so the trial runs again.
     pub fn finished(&self, trial_id: &str) -> Option<TrialRecord> {
-        let path = self.record_path(trial_id);
-        let text = fs::read_to_string(&path).ok()?;
-        match serde_json::from_str::<TrialRecord>(&text) {
-            Ok(record) if record.trial_id == trial_id => Some(record),
-            Ok(record) => {
-                eprintln!(
-                    "warning: {} holds trial {}, not {trial_id}; running it again",
-                    path.display(),
-                    record.trial_id
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("warning: {} is corrupt ({e}); running the trial again", path.display());
+        match self.state(trial_id) {
+            RecordState::Finished(record) => Some(*record),
+            RecordState::Missing => None,
+            RecordState::Corrupt(why) => {
+                eprintln!("warning: {why}; the trial will run again");
                 None
             }
         }
+    }
+
+    /// What the store holds for `trial_id`.
+    pub fn state(&self, trial_id: &str) -> RecordState {
+        let path = self.record_path(trial_id);
+        let Ok(bytes) = fs::read(&path) else {
+            return RecordState::Missing;
+        };
+        match serde_json::from_slice::<TrialRecord>(&bytes) {
+            Ok(record) if record.trial_id == trial_id => RecordState::Finished(Box::new(record)),
+            Ok(record) => RecordState::Corrupt(format!(
+                "{} holds trial {}, not {trial_id}",
+                path.display(),
+                record.trial_id
+            )),
+            Err(e) => RecordState::Corrupt(format!("{} is corrupt ({e})", path.display())),
+        }
+    }
+
+    /// Moves a corrupt record aside (to `<id>.json.corrupt`, kept for inspection) so the trial
+    /// runs again. Another process may have moved or replaced it first: that is not an error.
+    pub fn quarantine(&self, trial_id: &str) -> Result<()> {
+        let path = self.record_path(trial_id);
+        // Re-read under no lock: if a valid record replaced the corrupt one meanwhile, keep it.
+        if matches!(self.state(trial_id), RecordState::Corrupt(_)) {
+            match fs::rename(&path, path.with_extension("json.corrupt")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot move {} aside", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims `trial_id` for this process while it runs: `None` if another process (or thread)
+    /// holds it. The claim is an exclusive lock on `trials/<id>.lock`; the kernel drops it when
+    /// the process dies, however it dies, so a killed sweep leaves no stale claim behind.
+    pub fn claim(&self, trial_id: &str) -> Result<Option<Claim>> {
+        let path = self.dir.join("trials").join(format!("{trial_id}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Claim { path, _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// Whether some process holds the claim on `trial_id` now.
+    pub fn is_running(&self, trial_id: &str) -> bool {
+        let path = self.dir.join("trials").join(format!("{trial_id}.lock"));
+        fs::File::open(&path).is_ok_and(|file| matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)))
     }
 
     /// Writes `record`: to a temporary file first, then renamed over the final name.
@@ -192,6 +252,46 @@ impl Store {
         records.sort_by(|a, b| a.trial_id.cmp(&b.trial_id));
         Ok(records)
     }
+}
+
+/// What a store holds for one trial.
+pub enum RecordState {
+    /// A valid record.
+    Finished(Box<TrialRecord>),
+    /// No record.
+    Missing,
+    /// A file that is not a valid record of this trial, and why.
+    Corrupt(String),
+}
+
+/// A trial this process is running; released (and its lock file removed) when dropped.
+pub struct Claim {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Removed while still locked: a process that opened the old file before the removal
+        // and locks it afterwards finds the trial's record already written and skips it.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Runs `f` holding an exclusive lock on `path` (created if missing), waiting for other
+/// processes that hold it: for read-modify-write of shared files such as `manifest.json`, and
+/// for work only one process should do, such as pretraining a shared base.
+pub fn with_lock<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+    let result = f();
+    drop(file);
+    result
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder (unique to this

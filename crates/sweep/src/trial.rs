@@ -1,6 +1,7 @@
 //! Running one trial, and pretraining (once, cached) the bases trials start from.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
 use crate::data::{DataCache, InputShape};
 use crate::grid::{Method, TrialSpec};
-use crate::store::{Accuracies, Provenance, Store, TrialRecord, write_atomic};
+use crate::store::{Accuracies, Provenance, Store, TrialRecord, with_lock, write_atomic};
 use crate::train::{FitPlan, Status, fit};
 use crate::zoo::Classifier;
 
@@ -75,41 +76,67 @@ pub fn backend_name(device: &Device) -> String {
         .to_string()
 }
 
-/// Every base `trials` need: checkpoints loaded, random-init models pretrained once and cached
-/// in the store (in turn), or loaded from there.
-pub fn prepare_bases(
+/// The checkpoints `trials` start from, loaded and checked against the data their tasks read
+/// (token ids within the vocabulary, sequences within the position table). Needs no output
+/// folder, so a sweep calls it before writing anything: a corrupt checkpoint or a mismatched
+/// tokenizer leaves results untouched.
+pub fn load_checkpoints(
     trials: &[TrialSpec],
-    store: &Store,
     data: &DataCache,
     device: &Device,
     log: &dyn Fn(String),
 ) -> Result<BTreeMap<String, Classifier>> {
     let mut bases = BTreeMap::new();
+    for spec in trials.iter().filter(|spec| spec.model.pretrain.is_none()) {
+        let task_data = data.get(&spec.task, &spec.model);
+        spec.model
+            .kind
+            .check_data(task_data)
+            .with_context(|| format!("model `{}` on task `{}`", spec.model.name, spec.task.name))?;
+        if let Entry::Vacant(entry) = bases.entry(BaseInfo::of(spec).key()) {
+            log(format!("loading checkpoint `{}`", spec.model.name));
+            let shape = InputShape::of(&spec.task.kind, task_data);
+            entry.insert(spec.model.kind.init(&shape, true, &mut init::rng(0), device)?);
+        }
+    }
+    Ok(bases)
+}
+
+/// Adds to `bases` the random-init bases `trials` need: pretrained once and cached in the
+/// store, or loaded from there. Processes sharing a store (shards of one sweep) take turns
+/// through a lock per base, so each base is pretrained once and every trial starts from the
+/// same weights.
+pub fn pretrain_bases(
+    trials: &[TrialSpec],
+    store: &Store,
+    data: &DataCache,
+    device: &Device,
+    log: &dyn Fn(String),
+    bases: &mut BTreeMap<String, Classifier>,
+) -> Result<()> {
     for spec in trials {
         let info = BaseInfo::of(spec);
         let key = info.key();
+        let (Some(task), Some(recipe)) = (&info.task, &info.model.pretrain) else {
+            continue;
+        };
         if bases.contains_key(&key) {
             continue;
         }
-        let (Some(task), Some(recipe)) = (&info.task, &info.model.pretrain) else {
-            log(format!("loading checkpoint `{}`", info.model.name));
-            let shape = InputShape::of(&spec.task.kind, data.get(&spec.task, &spec.model));
-            let base = info.model.kind.init(&shape, true, &mut init::rng(0), device)?;
-            bases.insert(key, base);
-            continue;
-        };
         let task_data = data.get(task, &info.model);
         let shape = InputShape::of(&task.kind, task_data);
         let skeleton = info
             .model
             .kind
             .init(&shape, true, &mut init::rng(recipe.seed), device)?;
+        std::fs::create_dir_all(store.bases_dir())?;
         let path = store.bases_dir().join(format!("{key}.bpk"));
-        let base = if path.exists() {
-            skeleton
-                .try_load_file(&path)
-                .with_context(|| format!("cannot load the cached base {}", path.display()))?
-        } else {
+        let base = with_lock(&path.with_extension("lock"), || {
+            if path.exists() {
+                return skeleton
+                    .try_load_file(&path)
+                    .with_context(|| format!("cannot load the cached base {}", path.display()));
+            }
             log(format!(
                 "pretraining base {key} on `{}` ({} steps)",
                 task.name, recipe.steps
@@ -123,11 +150,11 @@ pub fn prepare_bases(
                 started.elapsed().as_secs_f64()
             ));
             save_base(&base, &info, &path)?;
-            base
-        };
+            Ok(base)
+        })?;
         bases.insert(key, base);
     }
-    Ok(bases)
+    Ok(())
 }
 
 fn pretrain(model: Classifier, mut info: BaseInfo, data: &TaskData, device: &Device) -> Result<(Classifier, BaseInfo)> {
@@ -157,7 +184,6 @@ fn pretrain(model: Classifier, mut info: BaseInfo, data: &TaskData, device: &Dev
 }
 
 fn save_base(base: &Classifier, info: &BaseInfo, path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path.parent().expect("bases/ folder"))?;
     let bytes = base
         .clone()
         .into_record()

@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
-use loraplus_data::{BatchInput, TOKENIZER_FILE};
+use loraplus_data::{BatchInput, Inputs, TOKENIZER_FILE, TaskData};
 use loraplus_model::models::{
-    BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling, read_bert_config,
+    BertClassifier, BertClassifierConfig, BertConfig, CONFIG_FILE, Mlp, MlpConfig, Pooling, read_bert_config,
 };
 use loraplus_model::{LoraEmbedding, LoraLinear, LoraModel, Site, init};
 use rand::Rng;
@@ -155,6 +155,49 @@ impl ModelKind {
             ModelKind::BertCheckpoint(c) => Some(c.path.join(TOKENIZER_FILE)),
             _ => None,
         }
+    }
+
+    /// Checks that a checkpoint can read `data` as its tokenizer encoded it: every token id in
+    /// its vocabulary, every segment id in its segment table, every sequence within its
+    /// position table. (Out-of-range ids would otherwise index past an embedding table.)
+    pub fn check_data(&self, data: &TaskData) -> Result<()> {
+        let ModelKind::BertCheckpoint(c) = self else {
+            return Ok(());
+        };
+        let bert = read_bert_config(&c.path)?;
+        let config = c.path.join(CONFIG_FILE);
+        let tokenizer = c.path.join(TOKENIZER_FILE);
+        for split in [&data.train, &data.val, &data.test] {
+            let Inputs::Tokens {
+                ids, type_ids, seq_len, ..
+            } = &split.inputs
+            else {
+                continue;
+            };
+            let max = |values: &[i64]| values.iter().copied().max().unwrap_or(0) as usize;
+            anyhow::ensure!(
+                max(ids) < bert.vocab_size,
+                "{} gives token id {}, but {} has vocab_size = {}: the tokenizer does not belong to this model",
+                tokenizer.display(),
+                max(ids),
+                config.display(),
+                bert.vocab_size
+            );
+            anyhow::ensure!(
+                max(type_ids) < bert.type_vocab_size,
+                "the task has text pairs (segment id {}), but {} has type_vocab_size = {}",
+                max(type_ids),
+                config.display(),
+                bert.type_vocab_size
+            );
+            anyhow::ensure!(
+                *seq_len <= bert.max_position_embeddings,
+                "sequences of {seq_len} tokens, but {} has max_position_embeddings = {}: lower the task's max_seq_len",
+                config.display(),
+                bert.max_position_embeddings
+            );
+        }
+        Ok(())
     }
 
     /// Whether this architecture can read `task`'s inputs.

@@ -1,0 +1,225 @@
+//! `loraplus merge DIR... --out OUT`: one sweep's results gathered from several directories
+//! (shards run on different machines or clusters, a rerun), each trial once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::config::SweepConfig;
+use crate::grid;
+use crate::report::{self, ReportSettings};
+use crate::runner::{Manifest, read_manifest};
+use crate::store::{Store, TrialRecord, with_lock, write_atomic};
+use crate::train::Status;
+
+/// What a merge did.
+#[derive(Debug)]
+pub struct MergeSummary {
+    /// Records written to the output (one per trial).
+    pub records: usize,
+    /// Trials of the config with no record anywhere.
+    pub missing: usize,
+    /// Records found more than once; the best kept (see [`merge`]).
+    pub duplicates: usize,
+    /// Of `duplicates`, those whose copies gave different results.
+    pub conflicts: Vec<String>,
+    /// Records that are not trials of the config, left out.
+    pub foreign: usize,
+    /// The report's printed summary.
+    pub report: String,
+}
+
+/// A source directory, read and checked.
+struct Source {
+    dir: PathBuf,
+    config_text: String,
+    seeds: Vec<u64>,
+    trial_ids: BTreeSet<String>,
+    records: Vec<TrialRecord>,
+}
+
+impl Source {
+    fn read(dir: &Path) -> Result<Self> {
+        let store = Store::existing(dir)?;
+        let config_path = dir.join("config.toml");
+        let (config, config_text) = SweepConfig::load(&config_path)
+            .with_context(|| format!("{} is not a sweep directory with a valid config", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config_text,
+            seeds: config.seeds.clone(),
+            trial_ids: grid::expand(&config).iter().map(|t| t.id()).collect(),
+            records: store.records()?,
+        })
+    }
+}
+
+/// Merges the records of `sources` into `out` and writes its reports.
+///
+/// Every source (and `out`, if it already holds results) must describe the same sweep: configs
+/// whose grids expand to the same trials (comments, formatting and key order may differ). A
+/// trial recorded in several places is kept once: a finished record (ok or diverged) over a
+/// failed one, otherwise the first in the order given, with `out`'s own records first. Copies
+/// that disagree are listed as conflicts. Nothing is written if any check fails.
+pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
+    anyhow::ensure!(!sources.is_empty(), "give at least one directory to merge");
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if out.join("trials").is_dir() {
+        dirs.push(out.to_path_buf());
+    }
+    for dir in sources {
+        if dirs.iter().any(|d| same_dir(d, dir)) {
+            continue;
+        }
+        dirs.push(dir.clone());
+    }
+    let read: Vec<Source> = dirs.iter().map(|d| Source::read(d)).collect::<Result<_>>()?;
+    let first = &read[0];
+    for other in &read[1..] {
+        if other.trial_ids != first.trial_ids {
+            let only_first = first.trial_ids.difference(&other.trial_ids).count();
+            let only_other = other.trial_ids.difference(&first.trial_ids).count();
+            bail!(
+                "{} and {} hold different sweeps: their configs ({}, {}) differ in {} trial(s) \
+                 ({only_first} only in the first, {only_other} only in the second); merge only \
+                 directories of one config",
+                first.dir.display(),
+                other.dir.display(),
+                first.dir.join("config.toml").display(),
+                other.dir.join("config.toml").display(),
+                only_first + only_other
+            );
+        }
+    }
+
+    let mut kept: BTreeMap<String, TrialRecord> = BTreeMap::new();
+    let (mut duplicates, mut conflicts, mut foreign) = (0, Vec::new(), 0);
+    for source in &read {
+        for record in &source.records {
+            if !first.trial_ids.contains(&record.trial_id) {
+                foreign += 1;
+                continue;
+            }
+            let Some(existing) = kept.get(&record.trial_id) else {
+                kept.insert(record.trial_id.clone(), record.clone());
+                continue;
+            };
+            duplicates += 1;
+            if !same_result(existing, record) {
+                conflicts.push(format!(
+                    "{} ({} in one copy, {} in {})",
+                    record.trial_id,
+                    describe(existing),
+                    describe(record),
+                    source.dir.display()
+                ));
+            }
+            if existing.status == Status::Failed && record.status != Status::Failed {
+                kept.insert(record.trial_id.clone(), record.clone());
+            }
+        }
+    }
+
+    let store = Store::open(out)?;
+    write_atomic(&out.join("config.toml"), first.config_text.as_bytes())?;
+    let settings_path = first.dir.join("sweep.json");
+    let settings: ReportSettings = serde_json::from_slice(
+        &fs::read(&settings_path).with_context(|| format!("cannot read {}", settings_path.display()))?,
+    )
+    .with_context(|| format!("{} is corrupt", settings_path.display()))?;
+    write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
+    for record in kept.values() {
+        if store.finished(&record.trial_id).as_ref() != Some(record) {
+            store.save(record)?;
+        }
+    }
+    for source in read.iter().filter(|s| !same_dir(&s.dir, out)) {
+        copy_bases(&source.dir, out)?;
+    }
+    with_lock(&out.join("manifest.lock"), || {
+        let mut manifest = read_manifest(out).unwrap_or_else(|| Manifest {
+            name: settings.name.clone(),
+            config: "config.toml".into(),
+            seeds: first.seeds.clone(),
+            runs: Vec::new(),
+            merged_from: Vec::new(),
+        });
+        for source in read.iter().filter(|s| !same_dir(&s.dir, out)) {
+            if let Some(theirs) = read_manifest(&source.dir) {
+                manifest.runs.extend(theirs.runs);
+            }
+            manifest.merged_from.push(source.dir.display().to_string());
+        }
+        write_atomic(&out.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)
+    })?;
+    Ok(MergeSummary {
+        records: kept.len(),
+        missing: first.trial_ids.len() - kept.len(),
+        duplicates,
+        conflicts,
+        foreign,
+        report: report::write_reports(&store, &settings)?,
+    })
+}
+
+/// Whether two records carry the same result (provenance and timing aside).
+fn same_result(a: &TrialRecord, b: &TrialRecord) -> bool {
+    a.status == b.status && a.steps_run == b.steps_run && a.curve == b.curve
+}
+
+fn describe(record: &TrialRecord) -> String {
+    let status = serde_json::to_value(record.status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from));
+    match record.final_test_accuracy() {
+        Some(acc) => format!("{} test {acc:.4}", status.unwrap_or_default()),
+        None => status.unwrap_or_default(),
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Copies `from`'s cached pretrained bases that `to` lacks, so a sweep resumed in `to` does not
+/// pretrain them again.
+fn copy_bases(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(from.join("bases")) else {
+        return Ok(());
+    };
+    fs::create_dir_all(to.join("bases"))?;
+    for entry in entries {
+        let path = entry?.path();
+        let keep = path.extension().is_some_and(|e| e == "bpk" || e == "json");
+        let target = to.join("bases").join(path.file_name().expect("a file"));
+        if keep && !target.exists() {
+            let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            write_atomic(&target, &bytes)?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for MergeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "merged {} trial records ({} missing); {} duplicate(s) kept once, {} conflicting; {} record(s) of other configs left out",
+            self.records,
+            self.missing,
+            self.duplicates,
+            self.conflicts.len(),
+            self.foreign
+        )?;
+        for conflict in &self.conflicts {
+            writeln!(f, "  conflict: {conflict}")?;
+        }
+        write!(f, "{}", self.report)
+    }
+}

@@ -1,0 +1,217 @@
+//! `loraplus slurm CONFIG`: the sbatch scripts that run a sweep as a Slurm job array, one shard
+//! per array task, then a report step once every task has ended.
+//!
+//! Slurm does the scheduling, retries and accounting; the scripts only call `loraplus`. Written
+//! to `OUT/slurm/`:
+//!
+//! ```text
+//! sweep.sbatch    the job array: task i runs `loraplus sweep CONFIG --out OUT --shards N` (shard i)
+//! report.sbatch   `loraplus status OUT` and `loraplus report OUT`
+//! submit.sh       submits the array, then the report step with --dependency=afterany on it
+//! logs/           each task's output
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+
+use crate::config::{DeviceChoice, SweepConfig};
+use crate::grid::{self, TrialSpec};
+use crate::stacking;
+use crate::store::write_atomic;
+use crate::trial::CODE_VERSION;
+
+/// What the array asks of the cluster. Unset: the cluster's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    /// Array tasks. Default: one per family of stackable trials (see [`default_shards`]).
+    pub shards: Option<usize>,
+    /// At most this many tasks at once (`--array=...%M`).
+    pub max_running: Option<usize>,
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--gpus` per task.
+    pub gpus: Option<usize>,
+    /// `--time` per task, e.g. `02:00:00`.
+    pub time: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<usize>,
+    /// `--mem` per task, e.g. `16G`.
+    pub mem: Option<String>,
+    /// The device each task sweeps on, instead of the config's.
+    pub device: Option<DeviceChoice>,
+    /// Further `#SBATCH` lines for both scripts, e.g. `--account=abc`.
+    pub extra: Vec<String>,
+}
+
+/// The scripts written.
+#[derive(Debug)]
+pub struct SlurmScripts {
+    /// `OUT/slurm`.
+    pub dir: PathBuf,
+    /// Array tasks.
+    pub shards: usize,
+    /// Trials in the sweep.
+    pub trials: usize,
+}
+
+/// One shard per family of trials that differ only in eta_A and ratio: as many tasks as the
+/// sweep can use without splitting a stacked group.
+pub fn default_shards(trials: &[TrialSpec]) -> usize {
+    let refs: Vec<&TrialSpec> = trials.iter().collect();
+    stacking::groups(&refs, |_| usize::MAX).len().max(1)
+}
+
+/// Writes the scripts that sweep `config` (read from `config_path`) into `out` with `binary`.
+/// Paths are made absolute and tasks start in the current directory, so relative data paths in
+/// the config resolve as they do here.
+pub fn write_scripts(
+    config_path: &Path,
+    config: &SweepConfig,
+    out: &Path,
+    binary: &Path,
+    options: &SlurmOptions,
+) -> Result<SlurmScripts> {
+    let trials = grid::expand(config);
+    let shards = options.shards.unwrap_or_else(|| default_shards(&trials));
+    anyhow::ensure!(
+        (1..=trials.len()).contains(&shards),
+        "--shards {shards}: allowed 1 to {} (the sweep's trial count)",
+        trials.len()
+    );
+    anyhow::ensure!(options.max_running != Some(0), "--max-running must be at least 1");
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let (config_path, out, binary) = (absolute(config_path), absolute(out), absolute(binary));
+    let dir = out.join("slurm");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+
+    let mut common = vec![format!("--chdir={}", cwd.display())];
+    let mut sweep_only = Vec::new();
+    if let Some(partition) = &options.partition {
+        common.push(format!("--partition={partition}"));
+    }
+    if let Some(time) = &options.time {
+        common.push(format!("--time={time}"));
+    }
+    if let Some(gpus) = options.gpus {
+        sweep_only.push(format!("--gpus={gpus}"));
+    }
+    if let Some(cpus) = options.cpus_per_task {
+        sweep_only.push(format!("--cpus-per-task={cpus}"));
+    }
+    if let Some(mem) = &options.mem {
+        sweep_only.push(format!("--mem={mem}"));
+    }
+    common.extend(options.extra.iter().cloned());
+
+    let header = |what: &str| {
+        format!(
+            "#!/bin/bash\n# {what} of sweep `{}` ({} trials in {shards} shards), written by loraplus {CODE_VERSION}\n\
+             # from {}. Submit both steps with: bash {}\n",
+            config.name,
+            trials.len(),
+            config_path.display(),
+            dir.join("submit.sh").display()
+        )
+    };
+    let sbatch_lines = |lines: &[String]| {
+        lines.iter().fold(String::new(), |mut s, l| {
+            let _ = writeln!(s, "#SBATCH {l}");
+            s
+        })
+    };
+
+    let array = match options.max_running {
+        Some(m) => format!("0-{}%{m}", shards - 1),
+        None => format!("0-{}", shards - 1),
+    };
+    let mut sweep_args = vec![
+        quote(&binary),
+        "sweep".into(),
+        quote(&config_path),
+        "--out".into(),
+        quote(&out),
+        "--shards".into(),
+        shards.to_string(),
+    ];
+    if let Some(device) = options.device {
+        let name = device.to_possible_value().expect("every device has a name");
+        sweep_args.extend(["--device".into(), name.get_name().to_string()]);
+    }
+    let sweep = format!(
+        "{}{}{}{}\
+         set -euo pipefail\n\
+         # The array task id is the shard index (so `sbatch --array=3,5 {}` reruns shards 3 and 5).\n\
+         # Finished trials are skipped, so a requeued or resubmitted task resumes.\n\
+         exec {}\n",
+        header("The job array"),
+        sbatch_lines(&[
+            format!("--job-name=loraplus-{}", config.name),
+            format!("--array={array}"),
+            format!("--output={}", logs.join("sweep-%A_%a.out").display()),
+        ]),
+        sbatch_lines(&common),
+        sbatch_lines(&sweep_only),
+        dir.join("sweep.sbatch").display(),
+        sweep_args.join(" ")
+    );
+    let report = format!(
+        "{}{}{}\
+         set -euo pipefail\n\
+         {bin} status {out} --shards {shards}\n\
+         exec {bin} report {out}\n",
+        header("The report step"),
+        sbatch_lines(&[
+            format!("--job-name=loraplus-{}-report", config.name),
+            format!("--output={}", logs.join("report-%j.out").display()),
+        ]),
+        sbatch_lines(&common),
+        bin = quote(&binary),
+        out = quote(&out),
+    );
+    let submit = format!(
+        "#!/bin/bash\n# Submits the sweep's job array, then its report step, which runs once every array task\n\
+         # has ended (afterany: also when some failed; `loraplus status` then says which to resubmit).\n\
+         # Extra arguments go to both sbatch calls, e.g. --account=abc.\n\
+         set -euo pipefail\n\
+         array=$(sbatch --parsable \"$@\" {sweep})\n\
+         array=${{array%%;*}}\n\
+         report=$(sbatch --parsable \"$@\" --dependency=afterany:\"$array\" {report})\n\
+         echo \"submitted job array $array ({shards} tasks) and report job ${{report%%;*}}\"\n",
+        sweep = quote(&dir.join("sweep.sbatch")),
+        report = quote(&dir.join("report.sbatch")),
+    );
+    write_atomic(&dir.join("sweep.sbatch"), sweep.as_bytes())?;
+    write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
+    write_atomic(&dir.join("submit.sh"), submit.as_bytes())?;
+    Ok(SlurmScripts {
+        dir,
+        shards,
+        trials: trials.len(),
+    })
+}
+
+/// `path` as one shell word.
+fn quote(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c)) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_for_the_shell() {
+        assert_eq!(quote(Path::new("/a/b-c_d.toml")), "/a/b-c_d.toml");
+        assert_eq!(quote(Path::new("/my runs/it's")), r"'/my runs/it'\''s'");
+    }
+}

@@ -1,0 +1,122 @@
+//! `loraplus status DIR`: how far a sweep directory has got, and which shards to resubmit.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::config::SweepConfig;
+use crate::grid;
+use crate::runner::read_manifest;
+use crate::shard::{self, range_list};
+use crate::store::{RecordState, Store};
+use crate::train::Status;
+
+/// The state of every trial of a sweep directory's config.
+#[derive(Debug, Default, PartialEq)]
+pub struct SweepStatus {
+    /// The sweep's name.
+    pub name: String,
+    /// The directory.
+    pub dir: PathBuf,
+    /// Trials in the config.
+    pub total: usize,
+    /// Finished normally.
+    pub done: usize,
+    /// Finished as diverged (a result).
+    pub diverged: usize,
+    /// Recorded as failed (an error or a panic; `loraplus sweep --retry-failed` reruns them).
+    pub failed: usize,
+    /// Claimed by a live process now.
+    pub running: usize,
+    /// Neither finished nor running (a corrupt record counts here too).
+    pub missing: usize,
+    /// Of `missing`, records that are present but corrupt.
+    pub corrupt: usize,
+    /// Shard count, and the shards that own a missing trial.
+    pub shards: Option<(usize, Vec<usize>)>,
+}
+
+/// Reads `dir` (written by `loraplus sweep`) against its `config.toml`. The shard count is
+/// `shards`, or the one its sharded runs used, as `manifest.json` lists them.
+pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
+    let store = Store::existing(dir)?;
+    let (config, _) = SweepConfig::load(&dir.join("config.toml"))?;
+    let trials = grid::expand(&config);
+    let count = shards.or_else(|| {
+        read_manifest(dir)?
+            .runs
+            .iter()
+            .rev()
+            .find_map(|run| run.shard.map(|s| s.count))
+    });
+    let owners = count.map(|count| shard::assignment(&trials, count));
+    let mut status = SweepStatus {
+        name: config.name.clone(),
+        dir: dir.to_path_buf(),
+        total: trials.len(),
+        ..Default::default()
+    };
+    let mut missing_shards = Vec::new();
+    for (position, trial) in trials.iter().enumerate() {
+        let id = trial.id();
+        match store.state(&id) {
+            RecordState::Finished(record) => match record.status {
+                Status::Ok => status.done += 1,
+                Status::Diverged => status.diverged += 1,
+                Status::Failed => status.failed += 1,
+            },
+            _ if store.is_running(&id) => status.running += 1,
+            state => {
+                status.missing += 1;
+                status.corrupt += matches!(state, RecordState::Corrupt(_)) as usize;
+                missing_shards.extend(owners.as_ref().map(|o| o[position]));
+            }
+        }
+    }
+    missing_shards.sort_unstable();
+    missing_shards.dedup();
+    status.shards = count.map(|count| (count, missing_shards));
+    Ok(status)
+}
+
+impl SweepStatus {
+    /// Whether every trial has a record.
+    pub fn is_complete(&self) -> bool {
+        self.done + self.diverged + self.failed == self.total
+    }
+}
+
+impl fmt::Display for SweepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {} trials in {}", self.name, self.total, self.dir.display())?;
+        let corrupt = if self.corrupt > 0 {
+            format!(" ({} with a corrupt record)", self.corrupt)
+        } else {
+            String::new()
+        };
+        for (what, n, note) in [
+            ("done", self.done, String::new()),
+            ("diverged", self.diverged, String::new()),
+            ("failed", self.failed, String::new()),
+            ("running", self.running, String::new()),
+            ("missing", self.missing, corrupt),
+        ] {
+            writeln!(f, "  {what:<9}{n:>6}{note}")?;
+        }
+        match &self.shards {
+            Some((count, missing)) if !missing.is_empty() => {
+                let script = self.dir.join("slurm").join("sweep.sbatch");
+                writeln!(f, "missing shards (of {count}): {}", range_list(missing))?;
+                writeln!(
+                    f,
+                    "resubmit: sbatch --array={} {}",
+                    range_list(missing),
+                    script.display()
+                )
+            }
+            Some((count, _)) => writeln!(f, "missing shards (of {count}): none"),
+            None => Ok(()),
+        }
+    }
+}
