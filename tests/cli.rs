@@ -1,145 +1,11 @@
 //! End-to-end tests of the `loraplus` command line, on tiny configs.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_loraplus");
-
-/// A small sweep: one MLP, pretrained on a teacher task, fine-tuned on two shifted tasks;
-/// 2 eta_A x 3 ratios (1 added to [4, 16]) x 2 seeds, plus head-only baselines.
-const TINY: &str = r#"
-name = "tiny"
-seeds = [0, 1]
-top_k = 2
-
-[grid]
-eta_a = [1e-3, 1e-2]
-ratio = [4, 16]
-
-[train]
-steps = 40
-batch_size = 16
-eval_interval = 10
-
-[lora]
-rank = 2
-alpha = 4
-
-[[task]]
-name = "base"
-kind = "teacher"
-d_input = 8
-n_classes = 3
-teacher_width = 16
-n_train = 400
-n_val = 100
-n_test = 100
-
-[[task]]
-name = "shift-a"
-kind = "teacher"
-d_input = 8
-n_classes = 3
-teacher_width = 16
-shift_rank = 2
-shift_scale = 2.0
-n_train = 200
-n_val = 100
-n_test = 100
-
-[[task]]
-name = "shift-b"
-kind = "teacher"
-d_input = 8
-n_classes = 3
-teacher_width = 16
-shift_rank = 1
-shift_scale = 2.0
-shift_seed = 5
-n_train = 200
-n_val = 100
-n_test = 100
-
-[[model]]
-name = "mlp"
-kind = "mlp"
-hidden = [32, 32]
-pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
-"#;
-
-fn loraplus(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the loraplus binary runs")
-}
-
-fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    path
-}
-
-fn sweep(config: &Path, out: &Path) -> Output {
-    sweep_with_jobs(config, out, "2")
-}
-
-fn sweep_with_jobs(config: &Path, out: &Path, jobs: &str) -> Output {
-    let output = loraplus(&[
-        "sweep",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--jobs",
-        jobs,
-    ]);
-    assert!(
-        output.status.success(),
-        "sweep failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
-    csv::Reader::from_path(path)
-        .unwrap()
-        .records()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
-fn column(path: &Path, name: &str) -> usize {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("{name} column"))
-}
-
-/// `trial_id -> (status, val, test)` from a results.csv.
-fn results(dir: &Path) -> std::collections::BTreeMap<String, (String, String, String)> {
-    let path = dir.join("results.csv");
-    let (status, val, test) = (
-        column(&path, "status"),
-        column(&path, "val_accuracy"),
-        column(&path, "test_accuracy"),
-    );
-    csv_rows(&path)
-        .iter()
-        .map(|r| {
-            (
-                r[0].to_string(),
-                (r[status].to_string(), r[val].to_string(), r[test].to_string()),
-            )
-        })
-        .collect()
-}
-
-fn is_png(path: &Path) -> bool {
-    fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000)
-}
+use common::*;
 
 #[test]
 fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
@@ -230,73 +96,6 @@ fn adapters_beat_the_frozen_base_on_the_shifted_tasks() {
             "{shift}: adapters {lora} vs head only {head_only}"
         );
     }
-}
-
-#[test]
-fn a_killed_sweep_resumes_without_rerunning_or_duplicating_trials() {
-    let dir = tempfile::tempdir().unwrap();
-    // Longer trials, so the kill lands mid-sweep.
-    let config = write_config(dir.path(), "tiny.toml", &TINY.replace("steps = 40", "steps = 400"));
-    let (killed, clean) = (dir.path().join("killed"), dir.path().join("clean"));
-
-    let mut child = Command::new(BIN)
-        .args([
-            "sweep",
-            config.to_str().unwrap(),
-            "--out",
-            killed.to_str().unwrap(),
-            "--jobs",
-            "2",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let trials = killed.join("trials");
-    let started = Instant::now();
-    let count = || {
-        fs::read_dir(&trials)
-            .map(|d| {
-                d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    while count() < 8 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the sweep made no progress"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the sweep ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let survivors: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&trials)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| (p.clone(), fs::read(&p).unwrap()))
-        .collect();
-    assert!(survivors.len() < 32, "killed before the end");
-
-    let resumed = sweep(&config, &killed);
-    let log = String::from_utf8_lossy(&resumed.stderr);
-    assert!(log.contains(&format!("{} already finished", survivors.len())), "{log}");
-    for (path, bytes) in &survivors {
-        assert_eq!(&fs::read(path).unwrap(), bytes, "{} was not run again", path.display());
-    }
-    let results_killed = results(&killed);
-    assert_eq!(
-        csv_rows(&killed.join("results.csv")).len(),
-        32,
-        "each trial exactly once"
-    );
-
-    sweep(&config, &clean);
-    assert_eq!(results_killed, results(&clean), "same numbers as an uninterrupted run");
 }
 
 #[test]
@@ -648,18 +447,6 @@ n_test = 10
 }
 
 /// `trial_id -> record` of every trial record in `dir`.
-fn records(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
-    fs::read_dir(dir.join("trials"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            let record: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
-            (record["trial_id"].as_str().unwrap().to_string(), record)
-        })
-        .collect()
-}
-
 #[test]
 fn stacked_trials_match_the_same_trials_run_one_by_one() {
     // A BERT with dropout and adapters on attention and embeddings, an MLP, head-only baselines,
@@ -689,27 +476,9 @@ fn stacked_trials_match_the_same_trials_run_one_by_one() {
         assert_eq!(a["provenance"]["group_size"], 1);
         let group_size = s["provenance"]["group_size"].as_u64().unwrap();
         assert!(group_size > 1, "{id} ran stacked");
-        assert_eq!(a["status"], s["status"], "{id}");
-        assert_eq!(a["steps_run"], s["steps_run"], "{id}");
         let absurd = a["spec"]["eta_a"].as_f64() == Some(1e4);
         assert_eq!(a["status"] == "diverged", absurd, "{id}: only eta_A = 1e4 diverges");
-        let (a_curve, s_curve) = (a["curve"].as_array().unwrap(), s["curve"].as_array().unwrap());
-        assert_eq!(a_curve.len(), s_curve.len(), "{id}");
-        // Tolerance: accuracies to one example in 10^4 (they are counts over 40), mean losses
-        // to 1e-4 relative. Stacking changes the order of float sums, nothing else.
-        for (p, q) in a_curve.iter().zip(s_curve) {
-            for key in ["val_accuracy", "test_accuracy"] {
-                let (x, y) = (p[key].as_f64().unwrap(), q[key].as_f64().unwrap());
-                assert!((x - y).abs() < 1e-4, "{id} step {}: {key} {x} vs {y}", p["step"]);
-            }
-            if let (Some(x), Some(y)) = (p["train_loss"].as_f64(), q["train_loss"].as_f64()) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
-                    "{id} step {}: loss {x} vs {y}",
-                    p["step"]
-                );
-            }
-        }
+        assert_same_results(id, a, s);
     }
 }
 

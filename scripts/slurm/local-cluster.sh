@@ -50,8 +50,8 @@ show_logs() {
     local f
     for f in "$MUNGE_LOG" "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log"; do
         if [[ -s $f ]]; then
-            echo "----- last 25 lines of $f -----" >&2
-            tail -n 25 "$f" >&2 || true
+            echo "----- last 20 lines of $f -----" >&2
+            tail -n 20 "$f" >&2 || true
         fi
     done
 }
@@ -75,7 +75,7 @@ node_name() {
 cluster_ready() {
     command -v scontrol >/dev/null 2>&1 && command -v sinfo >/dev/null 2>&1 || return 1
     timeout 15 scontrol ping 2>/dev/null | grep -q 'is UP' || return 1
-    timeout 15 sinfo -h -N -o '%t' 2>/dev/null | grep -Eq '^(idle|mix|mixed|alloc|allocated|comp|completing)$'
+    timeout 15 sinfo -h -N -o '%t' 2>/dev/null | grep -Eq '^(idle|mix|mixed|alloc|allocated|comp|completing|plnd|planned)$'
 }
 
 # pid_alive PIDFILE NAME: the pid file names a live process whose comm contains NAME.
@@ -102,7 +102,14 @@ have_binaries() {
 # ---------------------------------------------------------------- fast paths
 export PATH="$PATH:/usr/sbin:/sbin"
 
-if cluster_ready; then
+# Our own daemons (pid files from our slurm.conf) all alive?  Catches a dead
+# slurmd that slurmctld has not noticed yet (it takes SlurmdTimeout).
+own_daemons_ok() {
+    [[ -f $CONF ]] && grep -qF "$MARKER" "$CONF" 2>/dev/null || return 0  # not ours: trust sinfo
+    pid_alive "$RUN_DIR/slurmctld.pid" slurmctld && pid_alive "$RUN_DIR/slurmd.pid" slurmd && munge_works
+}
+
+if cluster_ready && own_daemons_ok; then
     say "Slurm cluster already up (controller answers, node usable); nothing to do."
     sinfo -N -o '%N %t %c %m %P' 2>/dev/null || true
     exit 0
@@ -128,21 +135,27 @@ install_packages() {
         printf '#!/bin/sh\nexit 101\n' >"$policy"
         chmod 755 "$policy"
         created_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     local rc=0
+    exec 3>&1   # progress lines to stdout, apt output to the log file
     {
         # Fresh containers ship without package lists: update first then.
-        if ! apt-cache policy "${PACKAGES[@]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-            say "apt-get update"
+        if (($(apt-cache policy "${PACKAGES[@]}" 2>/dev/null | grep -c 'Candidate: [0-9]') < ${#PACKAGES[@]})); then
+            say "apt-get update" >&3
             apt-get update -q
         fi
-        say "apt-get install ${PACKAGES[*]}"
+        say "apt-get install ${PACKAGES[*]} (log: /tmp/local-slurm-apt.log)" >&3
         if ! apt-get install "${apt_opts[@]}" "${PACKAGES[@]}"; then
-            say "install failed; apt-get update and retry"
+            say "install failed; apt-get update and retry" >&3
             apt-get update -q && apt-get install "${apt_opts[@]}" "${PACKAGES[@]}"
         fi
     } >/tmp/local-slurm-apt.log 2>&1 || rc=$?
-    if [[ $created_policy == 1 ]]; then rm -f "$policy"; fi
+    exec 3>&-
+    if [[ $created_policy == 1 ]]; then
+        rm -f "$policy"
+        trap - EXIT
+    fi
     if [[ $rc -ne 0 ]]; then
         tail -n 30 /tmp/local-slurm-apt.log >&2
         die "apt-get failed (full log: /tmp/local-slurm-apt.log)"
@@ -165,7 +178,8 @@ NODE=$(node_name)
 # The node name must resolve (slurm looks it up); add it to /etc/hosts if not.
 if ! getent hosts "$NODE" >/dev/null 2>&1; then
     say "host name '$NODE' does not resolve; adding '127.0.0.1 $NODE' to /etc/hosts"
-    echo "127.0.0.1 $NODE" >>/etc/hosts || die "cannot write /etc/hosts and '$NODE' does not resolve"
+    echo "127.0.0.1 $NODE" >>/etc/hosts 2>/dev/null ||
+        warn "warning: cannot write /etc/hosts; continuing (slurm.conf uses 127.0.0.1 explicitly)"
 fi
 
 # ---------------------------------------------------------------- munge
@@ -174,8 +188,12 @@ start_munge() {
         say "munged already running"
         return
     fi
+    # munged normally runs as user munge (the package creates it); as root it
+    # needs --force.
     local muser=munge
-    id -u "$muser" >/dev/null 2>&1 || muser=root
+    if ! id -u "$muser" >/dev/null 2>&1 || ! command -v runuser >/dev/null 2>&1; then
+        muser=root
+    fi
     mkdir -p /etc/munge "$MUNGE_RUN" /var/lib/munge /var/log/munge
     if [[ ! -s $MUNGE_KEY ]]; then
         say "creating $MUNGE_KEY"
@@ -185,7 +203,8 @@ start_munge() {
             dd if=/dev/urandom of="$MUNGE_KEY" bs=1024 count=1 status=none
         fi
     fi
-    chown "$muser:" /etc/munge "$MUNGE_KEY" /var/lib/munge /var/log/munge "$MUNGE_RUN"
+    chown "$muser:" /etc/munge "$MUNGE_KEY" "$MUNGE_RUN"
+    chown -R "$muser:" /var/lib/munge /var/log/munge
     chmod 700 /etc/munge /var/log/munge
     chmod 400 "$MUNGE_KEY"
     chmod 711 /var/lib/munge
@@ -244,7 +263,7 @@ write_conf() {
         topo="CPUs=$cpus Boards=${BASH_REMATCH[2]} SocketsPerBoard=${BASH_REMATCH[3]} CoresPerSocket=${BASH_REMATCH[4]} ThreadsPerCore=${BASH_REMATCH[5]}"
     fi
     mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-    mem_mb=$((mem_kb / 1024 * 9 / 10))   # leave 10% margin
+    mem_mb=$((mem_kb * 9 / 10 / 1024))   # leave 10% margin
     ((mem_mb >= 100)) || mem_mb=100
     mkdir -p "$CONF_DIR"
     if [[ -e $CONF ]] && ! grep -qF "$MARKER" "$CONF"; then
@@ -357,15 +376,18 @@ deadline=$((SECONDS + WAIT_SECS))
 resumed=0
 state=""
 while ((SECONDS < deadline)); do
+    # A daemon that died (bad config, port in use, ...) fails fast; the grace
+    # second covers a daemon that has not written its pid file yet.
+    pid_alive "$RUN_DIR/slurmctld.pid" slurmctld || { sleep 1; pid_alive "$RUN_DIR/slurmctld.pid" slurmctld; } ||
+        die "slurmctld is not running"
+    pid_alive "$RUN_DIR/slurmd.pid" slurmd || { sleep 1; pid_alive "$RUN_DIR/slurmd.pid" slurmd; } ||
+        die "slurmd is not running"
+    munge_works || die "munged is not working"
     if cluster_ready; then
         say "cluster up in $((SECONDS - T0)) s:"
         sinfo -N -o '%N %t %c %m %P'
         exit 0
     fi
-    pid_alive "$RUN_DIR/slurmctld.pid" slurmctld || { sleep 1; pid_alive "$RUN_DIR/slurmctld.pid" slurmctld; } ||
-        die "slurmctld is not running"
-    pid_alive "$RUN_DIR/slurmd.pid" slurmd || { sleep 1; pid_alive "$RUN_DIR/slurmd.pid" slurmd; } ||
-        die "slurmd is not running"
     state=$(timeout 15 sinfo -h -n "$NODE" -N -o '%t' 2>/dev/null | head -n1 || true)
     # Registered (no '*') but down/drained, e.g. left over from an earlier run.
     if ((resumed == 0)) && [[ $state =~ ^(down|drain|drng|drained|draining|fail|inval)$ ]]; then

@@ -689,3 +689,46 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         })
         .map(|i| i + 1)
 }
+
+/// A tiny valid config for unit tests: an MLP pretrained on one teacher task, fine-tuned on
+/// another; `seeds` seeds x 2 eta_A x ratios 1 and 4, no baselines.
+#[cfg(test)]
+pub(crate) fn tiny_config(seeds: usize) -> SweepConfig {
+    let text = format!(
+        r#"
+        name = "t"
+        seeds = {:?}
+        [grid]
+        eta_a = [1e-3, 1e-2]
+        ratio = [4]
+        baseline = false
+        [train]
+        steps = 1
+        [lora]
+        rank = 2
+        [[task]]
+        name = "base"
+        kind = "teacher"
+        d_input = 4
+        n_classes = 2
+        n_train = 8
+        n_val = 2
+        n_test = 2
+        [[task]]
+        name = "down"
+        kind = "teacher"
+        d_input = 4
+        n_classes = 2
+        n_train = 8
+        n_val = 2
+        n_test = 2
+        [[model]]
+        name = "mlp"
+        kind = "mlp"
+        hidden = [4]
+        pretrain = {{ task = "base", steps = 1 }}
+        "#,
+        (0..seeds).collect::<Vec<_>>()
+    );
+    SweepConfig::parse(&text, Path::new("t.toml")).expect("a valid config")
+}

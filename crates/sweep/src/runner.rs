@@ -483,3 +483,29 @@ impl Progress {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_or_failing_group_becomes_failed_records() {
+        let config = crate::config::tiny_config(1);
+        let trials = grid::expand(&config);
+        let group: Vec<&TrialSpec> = trials.iter().collect();
+        let device = Device::flex();
+        let panicked = run_guarded(&group, &device, || panic!("index out of bounds: 7 >= 3"));
+        let errored = run_guarded(&group, &device, || Err(anyhow::anyhow!("no such file")));
+        for (records, message) in [
+            (panicked, "panicked: index out of bounds: 7 >= 3"),
+            (errored, "no such file"),
+        ] {
+            assert_eq!(records.len(), 4, "every trial of the group gets a record");
+            for (record, spec) in records.iter().zip(&group) {
+                assert_eq!(record.trial_id, spec.id());
+                assert_eq!(record.status, Status::Failed);
+                assert_eq!(record.message.as_deref(), Some(message));
+            }
+        }
+    }
+}

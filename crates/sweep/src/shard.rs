@@ -162,44 +162,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn trials(seeds: usize) -> Vec<TrialSpec> {
-        let text = format!(
-            r#"
-            name = "t"
-            seeds = {:?}
-            [grid]
-            eta_a = [1e-3, 1e-2]
-            ratio = [4]
-            baseline = false
-            [train]
-            steps = 1
-            [lora]
-            rank = 2
-            [[task]]
-            name = "base"
-            kind = "teacher"
-            d_input = 4
-            n_classes = 2
-            n_train = 8
-            n_val = 2
-            n_test = 2
-            [[task]]
-            name = "down"
-            kind = "teacher"
-            d_input = 4
-            n_classes = 2
-            n_train = 8
-            n_val = 2
-            n_test = 2
-            [[model]]
-            name = "mlp"
-            kind = "mlp"
-            hidden = [4]
-            pretrain = {{ task = "base", steps = 1 }}
-            "#,
-            (0..seeds).collect::<Vec<_>>()
-        );
-        let config = crate::config::SweepConfig::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        crate::grid::expand(&config)
+        crate::grid::expand(&crate::config::tiny_config(seeds))
     }
 
     #[test]
