@@ -189,3 +189,45 @@ pub fn assert_same_sweep(a: &Path, b: &Path) {
         assert_same_results(id, record, &b[id]);
     }
 }
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A text sweep on a pretrained checkpoint: all-MiniLM-L6-v2 from `data/` (fetched by
+/// `scripts/fetch-data.sh`) on a 12-sentence CSV, `{train}` being its path.
+pub const TEXT: &str = r#"
+name = "text"
+[grid]
+eta_a = [1e-3]
+ratio = [4]
+[train]
+steps = 3
+batch_size = 4
+eval_interval = 3
+[lora]
+rank = 2
+[[model]]
+name = "minilm"
+kind = "bert_checkpoint"
+path = "{checkpoint}"
+[[task]]
+name = "sentences"
+kind = "text"
+train = "{train}"
+label = "label"
+max_seq_len = 16
+n_val = 2
+n_test = 3
+"#;
+
+pub fn text_config(train: &Path) -> String {
+    let checkpoint = repo_root().join("data/all-MiniLM-L6-v2");
+    assert!(
+        checkpoint.join("model.safetensors").exists(),
+        "{} is missing: run scripts/fetch-data.sh first",
+        checkpoint.display()
+    );
+    TEXT.replace("{checkpoint}", checkpoint.to_str().unwrap())
+        .replace("{train}", train.to_str().unwrap())
+}
