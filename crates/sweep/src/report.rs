@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Metric;
 use crate::grid::Method;
 use crate::plots;
-use crate::store::{Store, TrialRecord, write_atomic};
+use crate::store::{Store, TrialRecord, make_atomic, write_atomic};
 use crate::train::{CurvePoint, Status};
 
 /// Report settings, stored beside the records (`sweep.json`) so `loraplus report DIR` needs no
@@ -292,10 +292,17 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     write_curves_csv(&records, &dir.join("curves.csv"))?;
     let pairs = pairs(&records);
     let distribution = write_best_ratios_csv(&pairs, settings, &dir.join("best_ratios.csv"))?;
-    plots::ratio_distribution(&distribution, settings.top_k, &dir.join("ratio_distribution.png"))?;
+    make_atomic(&dir.join("ratio_distribution.png"), |tmp| {
+        plots::ratio_distribution(&distribution, settings.top_k, tmp)
+    })?;
     for pair in &pairs {
-        plots::heatmap(pair, settings.metric, &dir.join(format!("heatmap_{}.png", pair.slug())))?;
-        plots::curves(pair, settings.metric, &dir.join(format!("curves_{}.png", pair.slug())))?;
+        let (metric, slug) = (settings.metric, pair.slug());
+        make_atomic(&dir.join(format!("heatmap_{slug}.png")), |tmp| {
+            plots::heatmap(pair, metric, tmp)
+        })?;
+        make_atomic(&dir.join(format!("curves_{slug}.png")), |tmp| {
+            plots::curves(pair, metric, tmp)
+        })?;
     }
     Ok(summary(&pairs, &distribution, settings, records.len()))
 }

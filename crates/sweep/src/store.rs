@@ -304,3 +304,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
+
+/// Makes `path` atomically with `make`, which writes a temporary file beside it (unique to this
+/// process, same extension, for writers that pick a format by it, such as PNG plots); the file
+/// is then renamed over `path`. Readers never see a half-drawn file, and two processes drawing
+/// the same report each replace it whole.
+pub fn make_atomic(path: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let stem = path.file_stem().and_then(|n| n.to_str()).unwrap_or("file");
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("tmp");
+    let tmp = path.with_file_name(format!(".{stem}.{}.tmp.{extension}", std::process::id()));
+    if let Err(error) = make(&tmp) {
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
+    fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
