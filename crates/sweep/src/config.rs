@@ -9,6 +9,7 @@ use burn::tensor::Device;
 use loraplus_model::{AttachConfig, LoraConfig, LoraError, attach, init};
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::AdaptiveConfig;
 use crate::data::{InputShape, TaskKind};
 use crate::stacking::GroupSize;
 use crate::zoo::ModelKind;
@@ -37,6 +38,10 @@ pub struct SweepConfig {
     pub group_size: GroupSize,
     /// The learning-rate grid.
     pub grid: GridConfig,
+    /// Extend the grid where a pair's best cell lies on its edge (see [`crate::adaptive`]).
+    /// Default: off.
+    #[serde(default)]
+    pub adaptive: Option<AdaptiveConfig>,
     /// Training settings; numeric keys may be lists.
     #[serde(default)]
     pub train: TrainConfig,
@@ -387,6 +392,9 @@ impl SweepConfig {
         }
         if self.group_size == GroupSize::Trials(0) {
             return fail("group_size", "must be `auto` or at least 1".into());
+        }
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.validate()?;
         }
         for (key, axis) in [("eta_a", &self.grid.eta_a), ("ratio", &self.grid.ratio)] {
             if let Axis::LogRange { from, to, points } = *axis {

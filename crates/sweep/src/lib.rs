@@ -6,6 +6,7 @@
 //! and PNG figures. On a cluster, [`shard`] splits the grid across the jobs of an array that
 //! [`slurm`] writes, [`status`] tells what is left and [`merge`] joins result directories.
 
+pub mod adaptive;
 pub mod bench;
 pub mod config;
 pub mod data;
@@ -17,6 +18,7 @@ pub mod runner;
 pub mod shard;
 pub mod slurm;
 pub mod stacking;
+pub mod stats;
 pub mod status;
 pub mod store;
 pub mod train;

@@ -1,0 +1,289 @@
+//! Trustworthy optima: whether a pair's best cell sits on the edge of its grid, and (opt-in)
+//! adaptive extension of the grid until it does not.
+//!
+//! A pair's grid is the set of eta_A values and the set of ratios its cells use. A cell on the
+//! smallest or largest of either is on an [`Edge`]: the true optimum may lie beyond it. With
+//! `[adaptive]` in the config, a sweep then adds the next grid line beyond that edge (at the
+//! same log spacing as the last two lines), crossed with every value of the other axis, runs
+//! those trials, and repeats until the best cell is interior or a bound stops it; optionally it
+//! then refines once around the optimum, halving the log step. Every added trial is an ordinary
+//! trial with a stable id: the stages are replayed from the records, so they resume and shard
+//! like the first grid.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An edge of a pair's grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edge {
+    /// The smallest eta_A.
+    EtaAMin,
+    /// The largest eta_A.
+    EtaAMax,
+    /// The smallest ratio.
+    RatioMin,
+    /// The largest ratio.
+    RatioMax,
+}
+
+impl fmt::Display for Edge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Edge::EtaAMin => "eta_a_min",
+            Edge::EtaAMax => "eta_a_max",
+            Edge::RatioMin => "ratio_min",
+            Edge::RatioMax => "ratio_max",
+        })
+    }
+}
+
+/// A pair's grid lines, sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    /// eta_A values.
+    pub eta_a: Vec<f64>,
+    /// Ratios.
+    pub ratio: Vec<f64>,
+}
+
+impl Grid {
+    /// The grid the cells `(eta_a, ratio)` lie on.
+    pub fn of(cells: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        let (mut eta_a, mut ratio): (Vec<f64>, Vec<f64>) = cells.into_iter().unzip();
+        for values in [&mut eta_a, &mut ratio] {
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+        }
+        Self { eta_a, ratio }
+    }
+
+    /// The edges `cell` lies on. An axis with a single value has no inside, so a cell is on
+    /// both its edges.
+    pub fn edges(&self, (eta_a, ratio): (f64, f64)) -> Vec<Edge> {
+        let mut edges = Vec::new();
+        for (values, value, low, high) in [
+            (&self.eta_a, eta_a, Edge::EtaAMin, Edge::EtaAMax),
+            (&self.ratio, ratio, Edge::RatioMin, Edge::RatioMax),
+        ] {
+            if values.first() == Some(&value) {
+                edges.push(low);
+            }
+            if values.last() == Some(&value) {
+                edges.push(high);
+            }
+        }
+        edges
+    }
+}
+
+/// `[adaptive]`: when and how far a sweep extends its grid.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveConfig {
+    /// Extend at all. Default: true once the table is given.
+    pub enabled: bool,
+    /// Extension rounds at most (refinement not counted). Default: 4.
+    pub max_rounds: usize,
+    /// No eta_A below this. Default: 1e-7.
+    pub eta_a_min: f64,
+    /// No eta_A above this. Default: 1.
+    pub eta_a_max: f64,
+    /// No ratio below this. Default: 1 (eta_B below eta_A is outside LoRA+).
+    pub ratio_min: f64,
+    /// No ratio above this. Default: 2^14.
+    pub ratio_max: f64,
+    /// Trials added over all rounds, at most. Default: 1000.
+    pub max_trials: usize,
+    /// Once the optimum is interior (or bounded), add the cells around it at half the log step,
+    /// once. Default: false.
+    pub refine: bool,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_rounds: 4,
+            eta_a_min: 1e-7,
+            eta_a_max: 1.0,
+            ratio_min: 1.0,
+            ratio_max: 16384.0,
+            max_trials: 1000,
+            refine: false,
+        }
+    }
+}
+
+impl AdaptiveConfig {
+    /// Checks the bounds; on failure returns the key and what is allowed.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !(positive(self.eta_a_min) && positive(self.eta_a_max) && self.eta_a_min < self.eta_a_max) {
+            return Err(("eta_a_min".into(), "need 0 < eta_a_min < eta_a_max, both finite".into()));
+        }
+        if !(positive(self.ratio_min) && positive(self.ratio_max) && self.ratio_min < self.ratio_max) {
+            return Err(("ratio_min".into(), "need 0 < ratio_min < ratio_max, both finite".into()));
+        }
+        Ok(())
+    }
+
+    /// The next grid line beyond `edge` of `grid`: one log step (that of the two outermost
+    /// lines) further out, if the axis has two lines and the line is within bounds.
+    pub fn next_line(&self, grid: &Grid, edge: Edge) -> Option<f64> {
+        let (values, min, max) = match edge {
+            Edge::EtaAMin | Edge::EtaAMax => (&grid.eta_a, self.eta_a_min, self.eta_a_max),
+            Edge::RatioMin | Edge::RatioMax => (&grid.ratio, self.ratio_min, self.ratio_max),
+        };
+        let n = values.len();
+        if n < 2 {
+            return None;
+        }
+        let line = match edge {
+            Edge::EtaAMin | Edge::RatioMin => values[0] * values[0] / values[1],
+            Edge::EtaAMax | Edge::RatioMax => values[n - 1] * values[n - 1] / values[n - 2],
+        };
+        // A relative tolerance, so a bound that is itself a grid line (e.g. ratio 4096) counts.
+        (line >= min * (1.0 - 1e-9) && line <= max * (1.0 + 1e-9)).then(|| round_sig(line))
+    }
+
+    /// The cells to add when the best cell is `best`: the next line beyond each edge it lies
+    /// on, crossed with every line of the other axis (and the two new lines crossed with each
+    /// other). Empty when it is interior or every such line is out of bounds.
+    pub fn extension(&self, grid: &Grid, best: (f64, f64)) -> Vec<(f64, f64)> {
+        let mut new_eta = Vec::new();
+        let mut new_ratio = Vec::new();
+        for edge in grid.edges(best) {
+            let Some(line) = self.next_line(grid, edge) else {
+                continue;
+            };
+            match edge {
+                Edge::EtaAMin | Edge::EtaAMax => new_eta.push(line),
+                Edge::RatioMin | Edge::RatioMax => new_ratio.push(line),
+            }
+        }
+        let etas: Vec<f64> = grid.eta_a.iter().chain(&new_eta).copied().collect();
+        let ratios: Vec<f64> = grid.ratio.iter().chain(&new_ratio).copied().collect();
+        let mut cells = Vec::new();
+        for &eta_a in &etas {
+            for &ratio in &ratios {
+                if new_eta.contains(&eta_a) || new_ratio.contains(&ratio) {
+                    cells.push((eta_a, ratio));
+                }
+            }
+        }
+        cells
+    }
+
+    /// The cells around `best` at half the log step to its neighbouring lines (up to 8), that
+    /// the grid does not hold yet.
+    pub fn refinement(&self, grid: &Grid, best: (f64, f64), existing: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        let around = |values: &[f64], value: f64| {
+            let i = values.iter().position(|v| *v == value).expect("best is on the grid");
+            let mut points = vec![value];
+            if i > 0 {
+                points.insert(0, round_sig((values[i - 1] * value).sqrt()));
+            }
+            if i + 1 < values.len() {
+                points.push(round_sig((values[i + 1] * value).sqrt()));
+            }
+            points
+        };
+        let mut cells = Vec::new();
+        for eta_a in around(&grid.eta_a, best.0) {
+            for ratio in around(&grid.ratio, best.1) {
+                if !existing.contains(&(eta_a, ratio)) {
+                    cells.push((eta_a, ratio));
+                }
+            }
+        }
+        cells
+    }
+}
+
+/// `x` to 12 significant digits: grid lines computed by products and square roots land on
+/// clean values (`1e-3 * 1e-3 / 1e-4` is `0.01`, not `0.010000000000000002`), so the trial
+/// ids of an extension are the same whichever way it was computed.
+fn round_sig(x: f64) -> f64 {
+    format!("{x:.11e}").parse().expect("a formatted float parses")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Grid {
+        let etas = [1e-4, 1e-3, 1e-2];
+        let ratios = [1.0, 4.0, 16.0];
+        Grid::of(etas.iter().flat_map(|&e| ratios.iter().map(move |&r| (e, r))))
+    }
+
+    #[test]
+    fn a_best_cell_on_each_of_the_four_edges_is_flagged_and_an_interior_one_is_not() {
+        let grid = grid();
+        assert_eq!(grid.edges((1e-4, 4.0)), [Edge::EtaAMin]);
+        assert_eq!(grid.edges((1e-2, 4.0)), [Edge::EtaAMax]);
+        assert_eq!(grid.edges((1e-3, 1.0)), [Edge::RatioMin]);
+        assert_eq!(grid.edges((1e-3, 16.0)), [Edge::RatioMax]);
+        assert_eq!(grid.edges((1e-2, 16.0)), [Edge::EtaAMax, Edge::RatioMax], "a corner");
+        assert!(grid.edges((1e-3, 4.0)).is_empty(), "interior");
+    }
+
+    #[test]
+    fn the_extension_is_exactly_the_next_grid_line_and_stops_at_the_bounds() {
+        let grid = grid();
+        let adaptive = AdaptiveConfig::default();
+        assert_eq!(
+            adaptive.extension(&grid, (1e-2, 4.0)),
+            [(0.1, 1.0), (0.1, 4.0), (0.1, 16.0)],
+            "one new eta_A line a decade up, at every ratio"
+        );
+        assert_eq!(
+            adaptive.extension(&grid, (1e-3, 16.0)),
+            [(1e-4, 64.0), (1e-3, 64.0), (1e-2, 64.0)]
+        );
+        assert_eq!(adaptive.extension(&grid, (1e-4, 4.0))[0], (1e-5, 1.0));
+        let corner = adaptive.extension(&grid, (1e-2, 16.0));
+        assert_eq!(corner.len(), 3 + 3 + 1, "a new row, a new column and their corner");
+        assert!(corner.contains(&(0.1, 64.0)));
+        assert!(
+            adaptive.extension(&grid, (1e-3, 4.0)).is_empty(),
+            "interior: nothing to add"
+        );
+        // Ratio 1 is the default lower bound: plain LoRA as best cannot be extended below.
+        assert!(adaptive.extension(&grid, (1e-3, 1.0)).is_empty());
+        let tight = AdaptiveConfig {
+            eta_a_max: 0.05,
+            ratio_max: 64.0,
+            ..AdaptiveConfig::default()
+        };
+        assert!(tight.extension(&grid, (1e-2, 4.0)).is_empty(), "0.1 is above eta_a_max");
+        assert_eq!(tight.extension(&grid, (1e-3, 16.0)).len(), 3, "64 is within ratio_max");
+        let wider = Grid::of(tight.extension(&grid, (1e-3, 16.0)).into_iter().chain([(1e-3, 16.0)]));
+        assert_eq!(
+            tight.next_line(
+                &Grid {
+                    ratio: vec![16.0, 64.0],
+                    ..wider
+                },
+                Edge::RatioMax
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn refinement_halves_the_log_step_around_the_optimum() {
+        let grid = grid();
+        let existing: Vec<(f64, f64)> = grid
+            .eta_a
+            .iter()
+            .flat_map(|&e| grid.ratio.iter().map(move |&r| (e, r)))
+            .collect();
+        let cells = AdaptiveConfig::default().refinement(&grid, (1e-3, 4.0), &existing);
+        assert_eq!(cells.len(), 8);
+        assert!(cells.contains(&(round_sig(1e-3 * 10f64.sqrt()), 8.0)));
+        assert!(cells.contains(&(round_sig(1e-3 / 10f64.sqrt()), 2.0)));
+    }
+}
