@@ -137,6 +137,12 @@ pub fn results(dir: &Path) -> std::collections::BTreeMap<String, (String, String
         .collect()
 }
 
+/// Whether a results.csv status is that of a trial that trained to the end (whether or not it
+/// beat the majority class: a few steps of a tiny run often do not).
+pub fn trained_to_the_end(status: &str) -> bool {
+    status == "ok" || status == "no_learning"
+}
+
 pub fn is_png(path: &Path) -> bool {
     fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000)
 }

@@ -26,6 +26,10 @@ pub struct SweepConfig {
     /// The metric that ranks trials. Default: test accuracy, as the LoRA+ paper does.
     #[serde(default)]
     pub metric: Metric,
+    /// How best cells are chosen: `seed_mean` or `paper` (single seed, test accuracy).
+    /// Default: seed_mean.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// How many best cells per (model, task) pair enter the ratio distribution. Default: 4.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
@@ -69,6 +73,18 @@ pub enum Metric {
     TestAccuracy,
     /// Final validation accuracy.
     ValAccuracy,
+}
+
+/// How the best cells of a pair are chosen.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Rank cells by their mean over every seed (a cell counts only if every seed trained and
+    /// learned), with bootstrap intervals over pairs and seeds.
+    #[default]
+    SeedMean,
+    /// The LoRA+ paper's: rank by the test accuracy of a single seed (the first).
+    Paper,
 }
 
 /// Where tensors live.

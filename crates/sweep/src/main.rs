@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use loraplus::bench::{self, BenchOptions};
-use loraplus::config::{DeviceChoice, Metric, SweepConfig};
+use loraplus::config::{DeviceChoice, Metric, Protocol, SweepConfig};
 use loraplus::grid::{self, Method};
 use loraplus::report::{self, ReportSettings};
 use loraplus::runner::{self, SweepOptions};
@@ -156,6 +156,10 @@ enum Command {
         /// Cells per pair in the ratio distribution, instead of the sweep's own.
         #[arg(long)]
         top_k: Option<usize>,
+        /// How best cells are chosen, instead of the sweep's own: seed means, or the LoRA+
+        /// paper's single-seed protocol.
+        #[arg(long, value_enum)]
+        protocol: Option<Protocol>,
     },
 }
 
@@ -285,7 +289,12 @@ fn run(command: Command) -> Result<()> {
             print!("{}", bench::bench(&parsed, &options, &device, &out)?);
             Ok(())
         }
-        Command::Report { dir, metric, top_k } => {
+        Command::Report {
+            dir,
+            metric,
+            top_k,
+            protocol,
+        } => {
             let store = Store::existing(&dir)?;
             let path = dir.join("sweep.json");
             let mut settings: ReportSettings = match std::fs::read(&path) {
@@ -296,6 +305,7 @@ fn run(command: Command) -> Result<()> {
                     name: dir.display().to_string(),
                     metric: Metric::TestAccuracy,
                     top_k: 4,
+                    protocol: Protocol::SeedMean,
                 },
             };
             if let Some(metric) = metric {
@@ -304,6 +314,7 @@ fn run(command: Command) -> Result<()> {
                     MetricArg::ValAccuracy => Metric::ValAccuracy,
                 };
             }
+            settings.protocol = protocol.unwrap_or(settings.protocol);
             if let Some(top_k) = top_k {
                 anyhow::ensure!(top_k >= 1, "--top-k must be at least 1");
                 settings.top_k = top_k;

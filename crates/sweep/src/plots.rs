@@ -8,9 +8,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::adaptive::Edge;
 use crate::config::Metric;
-use crate::report::{Cell, Distribution, Pair, speedup};
-use crate::train::Status;
+use crate::report::{Cell, Findings, Pair, ReportSettings, speedup};
+use crate::store::Outcome;
 
 const FONT: &str = "sans-serif";
 
@@ -81,22 +82,26 @@ fn exp_label(v: &f64) -> String {
 
 /// Accuracy over (eta_A, eta_B) on log axes. Each (eta_A, lambda) cell is drawn where it lies in
 /// that plane, so rows of constant lambda run parallel to the eta_B = eta_A diagonal (lambda = 1).
-/// The best cell has a thick red border; diverged and failed cells are grey and labelled.
-pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
+/// The best cell has a thick red border (orange, and named in the title, when it is on the
+/// grid's edge); cells that did not learn, diverged or failed are grey and labelled.
+pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()> {
     register_embedded_font();
+    let metric = settings.ranking_metric();
     let etas = sorted_unique(pair.cells.iter().map(|c| c.eta_a));
     let ratios = sorted_unique(pair.cells.iter().map(|c| c.ratio));
     let (eta_gaps, ratio_gaps) = (half_gaps(&etas), half_gaps(&ratios));
     let values: Vec<f64> = pair
         .cells
         .iter()
-        .filter_map(|c| c.metric(metric).map(|m| m.0))
+        .filter_map(|c| c.metric(metric).map(|m| m.mean))
         .collect();
     let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(*v), hi.max(*v))
     });
     let scale = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-    let best = pair.ranked(metric).first().map(|r| (r.cell.eta_a, r.cell.ratio));
+    let best_cell = pair.ranked(settings).first().map(|r| r.cell);
+    let best = best_cell.map(|c| (c.eta_a, c.ratio));
+    let edges: Vec<Edge> = best_cell.map(|c| pair.edges(c)).unwrap_or_default();
 
     let x0 = etas[0].log10() - eta_gaps[0].0;
     let x1 = etas[etas.len() - 1].log10() + eta_gaps[etas.len() - 1].1;
@@ -107,13 +112,18 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
     let err = plot_error(path);
     root.fill(&WHITE).map_err(&err)?;
     let (plot_area, legend_area) = root.split_horizontally(880);
-    let title = format!(
+    let mut title = format!(
         "{}/{}{}: {} over (eta_A, eta_B)",
         pair.model,
         pair.task,
         label_suffix(pair),
         metric_name(metric)
     );
+    if !edges.is_empty() {
+        let edges: Vec<String> = edges.iter().map(Edge::to_string).collect();
+        title.push_str(&format!(" - best on grid edge: {}", edges.join(", ")));
+    }
+    let best_color = if edges.is_empty() { RED } else { RGBColor(255, 140, 0) };
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, (FONT, 22))
         .margin(12)
@@ -146,9 +156,10 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
             (cell, vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)])
         })
         .collect();
-    let fill = |cell: &Cell| match cell.metric(metric) {
-        Some((mean, _)) => viridis(scale(mean)),
-        None => RGBColor(190, 190, 190),
+    let fill = |cell: &Cell| match (cell.metric(metric), cell.outcome()) {
+        (Some(spread), _) => viridis(scale(spread.mean)),
+        (None, Outcome::NoLearning) => RGBColor(225, 225, 225),
+        (None, _) => RGBColor(170, 170, 170),
     };
     chart
         .draw_series(
@@ -183,11 +194,15 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
             shapes
                 .iter()
                 .filter(|(c, _)| is_best(c))
-                .map(|(_, k)| PathElement::new(outline(k), RED.stroke_width(4))),
+                .map(|(_, k)| PathElement::new(outline(k), best_color.stroke_width(4))),
         )
         .map_err(&err)?
-        .label("best cell")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], RED.stroke_width(3)));
+        .label(if edges.is_empty() {
+            "best cell"
+        } else {
+            "best cell (on the grid's edge)"
+        })
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], best_color.stroke_width(3)));
     let centered = plotters::style::text_anchor::Pos::new(
         plotters::style::text_anchor::HPos::Center,
         plotters::style::text_anchor::VPos::Center,
@@ -195,8 +210,11 @@ pub fn heatmap(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
     chart
         .draw_series(pair.cells.iter().map(|cell| {
             let (text, color) = match cell.metric(metric) {
-                Some((mean, _)) => (format!("{mean:.3}"), if scale(mean) > 0.6 { BLACK } else { WHITE }),
-                None => (status_word(cell.status()).to_string(), BLACK),
+                Some(spread) => (
+                    format!("{:.3}", spread.mean),
+                    if scale(spread.mean) > 0.6 { BLACK } else { WHITE },
+                ),
+                None => (cell.outcome().word().replace('_', " "), BLACK),
             };
             let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
             Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
@@ -232,14 +250,6 @@ fn colorbar<'a>(area: &DrawingArea<BitMapBackend<'a>, Shift>, lo: f64, hi: f64, 
     Ok(())
 }
 
-fn status_word(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::Diverged => "diverged",
-        Status::Failed => "failed",
-    }
-}
-
 fn label_suffix(pair: &Pair) -> String {
     if pair.label.is_empty() {
         String::new()
@@ -250,13 +260,14 @@ fn label_suffix(pair: &Pair) -> String {
 
 /// The best plain-LoRA cell against the best LoRA+ cell (and the best head-only baseline):
 /// seed-mean accuracy over steps, with the speed-up.
-pub fn curves(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
+pub fn curves(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()> {
     register_embedded_font();
-    let (lora, plus) = pair.best_lora_and_loraplus(metric);
+    let metric = settings.ranking_metric();
+    let (lora, plus) = pair.best_lora_and_loraplus(settings);
     let baseline = pair
         .baseline
         .iter()
-        .filter_map(|c| c.metric(metric).map(|m| (c, m.0)))
+        .filter_map(|c| c.metric(metric).map(|m| (c, m.mean)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c);
     // (legend, seed-mean curve, colour)
@@ -357,8 +368,8 @@ pub fn curves(pair: &Pair, metric: Metric, path: &Path) -> Result<()> {
 }
 
 /// The paper's figure: the distribution of log2(eta_B / eta_A) over every pair's top-k cells,
-/// with the median marked.
-pub fn ratio_distribution(distribution: &Distribution, top_k: usize, path: &Path) -> Result<()> {
+/// with the median and its bootstrap interval marked.
+pub fn ratio_distribution(distribution: &Findings, top_k: usize, path: &Path) -> Result<()> {
     register_embedded_font();
     let values: Vec<f64> = distribution.log2_ratios.iter().map(|(_, r)| *r).collect();
     let lo = values.iter().copied().fold(0.0, f64::min).floor();
@@ -402,12 +413,23 @@ pub fn ratio_distribution(distribution: &Distribution, top_k: usize, path: &Path
             Rectangle::new([(x - 0.4, 0.0), (x + 0.4, *c as f64)], RGBColor(31, 119, 180).filled())
         }))
         .map_err(&err)?;
-    if let Some(median) = distribution.median() {
+    if let Some(estimate) = distribution.median {
+        let (median, top) = (estimate.value, max_count as f64 * 1.1);
         chart
-            .draw_series(LineSeries::new(
-                vec![(median, 0.0), (median, max_count as f64 * 1.1)],
-                RED.stroke_width(3),
+            .draw_series(std::iter::once(Rectangle::new(
+                [(estimate.low, 0.0), (estimate.high, top)],
+                RED.mix(0.12).filled(),
+            )))
+            .map_err(&err)?
+            .label(format!(
+                "{:.0}% bootstrap interval [{:.2}, {:.2}]",
+                estimate.level * 100.0,
+                estimate.low,
+                estimate.high
             ))
+            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], RED.mix(0.12).filled()));
+        chart
+            .draw_series(LineSeries::new(vec![(median, 0.0), (median, top)], RED.stroke_width(3)))
             .map_err(&err)?
             .label(format!("median {median:.2} (ratio {:.1})", median.exp2()))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));

@@ -3,7 +3,8 @@
 //!
 //! Trials are grouped into *pairs*: one (model, task) and one value of every other grid axis
 //! (rank, batch size, ...). Within a pair, a *cell* is one (eta_A, lambda) point; its accuracy is
-//! the mean over seeds. A cell with a diverged or failed seed is shown as such and never ranked.
+//! the mean over seeds. A cell with a diverged, failed or non-learning seed is shown as such and
+//! never ranked; a best cell on the edge of its pair's grid is flagged wherever it is reported.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,11 +13,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Metric;
+use crate::adaptive::{Edge, Grid};
+use crate::config::{Metric, Protocol};
 use crate::grid::Method;
 use crate::plots;
-use crate::store::{Store, TrialRecord, make_atomic, write_atomic};
-use crate::train::{CurvePoint, Status};
+use crate::stats::{self, Bootstrap, Estimate, Table};
+use crate::store::{Outcome, Store, TrialRecord, make_atomic, write_atomic};
+use crate::train::CurvePoint;
 
 /// Report settings, stored beside the records (`sweep.json`) so `loraplus report DIR` needs no
 /// config.
@@ -28,6 +31,19 @@ pub struct ReportSettings {
     pub metric: Metric,
     /// Cells per pair in the ratio distribution.
     pub top_k: usize,
+    /// How best cells are chosen.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+impl ReportSettings {
+    /// The metric that ranks cells: the paper's protocol always ranks by test accuracy.
+    pub fn ranking_metric(&self) -> Metric {
+        match self.protocol {
+            Protocol::SeedMean => self.metric,
+            Protocol::Paper => Metric::TestAccuracy,
+        }
+    }
 }
 
 /// One (model, task, other-axes) pair.
@@ -54,6 +70,19 @@ pub struct Cell<'a> {
     pub trials: Vec<&'a TrialRecord>,
 }
 
+/// A cell's metric over its seeds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeedSpread {
+    /// Mean.
+    pub mean: f64,
+    /// Population standard deviation.
+    pub std: f64,
+    /// Lowest seed.
+    pub min: f64,
+    /// Highest seed.
+    pub max: f64,
+}
+
 /// A ranked cell of a pair.
 pub struct Ranked<'a> {
     /// The cell.
@@ -63,24 +92,19 @@ pub struct Ranked<'a> {
 }
 
 impl Cell<'_> {
-    /// Whether every seed trained to the end.
+    /// The cell's outcome: the worst of its seeds'.
+    pub fn outcome(&self) -> Outcome {
+        self.trials.iter().map(|t| t.outcome()).max().unwrap_or(Outcome::Failed)
+    }
+
+    /// Whether every seed trained to the end and learned.
     pub fn is_ok(&self) -> bool {
-        self.trials.iter().all(|t| t.status == Status::Ok)
+        self.outcome() == Outcome::Ok
     }
 
-    /// The status shown for the cell: ok, or the worst of its seeds.
-    pub fn status(&self) -> Status {
-        if self.trials.iter().any(|t| t.status == Status::Failed) {
-            Status::Failed
-        } else if self.trials.iter().any(|t| t.status == Status::Diverged) {
-            Status::Diverged
-        } else {
-            Status::Ok
-        }
-    }
-
-    /// Seed mean and (population) standard deviation of the final metric, if every seed is ok.
-    pub fn metric(&self, metric: Metric) -> Option<(f64, f64)> {
+    /// Seed mean, (population) standard deviation, minimum and maximum of the final metric, if
+    /// every seed is ok.
+    pub fn metric(&self, metric: Metric) -> Option<SeedSpread> {
         if !self.is_ok() || self.trials.is_empty() {
             return None;
         }
@@ -91,7 +115,12 @@ impl Cell<'_> {
             .collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
-        Some((mean, var.sqrt()))
+        Some(SeedSpread {
+            mean,
+            std: var.sqrt(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
     }
 
     /// The seed-mean curve of `metric` over evaluation steps common to every seed.
@@ -147,22 +176,66 @@ impl<'a> Pair<'a> {
             .collect()
     }
 
-    /// The pair's cells ranked by seed-mean metric, best first; cells not fully ok are left out.
-    pub fn ranked(&'a self, metric: Metric) -> Vec<Ranked<'a>> {
-        let mut ranked: Vec<Ranked> = self
+    /// The pair's seeds, sorted.
+    pub fn seeds(&self) -> Vec<u64> {
+        let mut seeds: Vec<u64> = self
             .cells
             .iter()
-            .filter_map(|cell| cell.metric(metric).map(|(mean, _)| Ranked { cell, mean }))
+            .flat_map(|c| c.trials.iter().map(|t| t.spec.seed))
             .collect();
-        ranked.sort_by(|a, b| b.mean.total_cmp(&a.mean).then(a.cell.ratio.total_cmp(&b.cell.ratio)));
-        ranked
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
+    }
+
+    /// The final `metric` of every (cell, seed), `None` where that trial is not ok.
+    pub fn table(&self, metric: Metric) -> Table {
+        let seeds = self.seeds();
+        Table {
+            cells: self.cells.iter().map(|c| (c.eta_a, c.ratio)).collect(),
+            values: self
+                .cells
+                .iter()
+                .map(|cell| {
+                    seeds
+                        .iter()
+                        .map(|&seed| {
+                            let trial = cell.trials.iter().find(|t| t.spec.seed == seed)?;
+                            (trial.outcome() == Outcome::Ok).then(|| metric_of(trial.last()?, metric))?
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The seed indices `settings`' protocol ranks on: every seed, or the first alone.
+    fn ranking_seeds(&self, settings: &ReportSettings) -> Vec<usize> {
+        match settings.protocol {
+            Protocol::SeedMean => (0..self.seeds().len()).collect(),
+            Protocol::Paper => vec![0],
+        }
+    }
+
+    /// The pair's cells ranked as `settings` says, best first; cells with a seed that did not
+    /// train to the end or did not learn are left out.
+    pub fn ranked(&'a self, settings: &ReportSettings) -> Vec<Ranked<'a>> {
+        let table = self.table(settings.ranking_metric());
+        table
+            .ranked(&self.ranking_seeds(settings), |_| true)
+            .into_iter()
+            .map(|(cell, mean)| Ranked {
+                cell: &self.cells[cell],
+                mean,
+            })
+            .collect()
     }
 
     /// The best plain-LoRA (ratio 1) cell and the best LoRA+ (ratio > 1) cell.
-    pub fn best_lora_and_loraplus(&'a self, metric: Metric) -> (Option<Ranked<'a>>, Option<Ranked<'a>>) {
+    pub fn best_lora_and_loraplus(&'a self, settings: &ReportSettings) -> (Option<Ranked<'a>>, Option<Ranked<'a>>) {
         let mut lora = None;
         let mut plus = None;
-        for ranked in self.ranked(metric) {
+        for ranked in self.ranked(settings) {
             if ranked.cell.ratio == 1.0 {
                 lora = lora.or(Some(ranked));
             } else {
@@ -172,11 +245,21 @@ impl<'a> Pair<'a> {
         (lora, plus)
     }
 
+    /// The pair's grid lines.
+    pub fn grid(&self) -> Grid {
+        Grid::of(self.cells.iter().map(|c| (c.eta_a, c.ratio)))
+    }
+
+    /// The grid edges `cell` lies on.
+    pub fn edges(&self, cell: &Cell) -> Vec<Edge> {
+        self.grid().edges((cell.eta_a, cell.ratio))
+    }
+
     /// The best head-only baseline mean.
     pub fn best_baseline(&self, metric: Metric) -> Option<f64> {
         self.baseline
             .iter()
-            .filter_map(|c| c.metric(metric).map(|(m, _)| m))
+            .filter_map(|c| c.metric(metric).map(|m| m.mean))
             .max_by(f64::total_cmp)
     }
 }
@@ -291,46 +374,97 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     write_results_csv(&records, &dir.join("results.csv"))?;
     write_curves_csv(&records, &dir.join("curves.csv"))?;
     let pairs = pairs(&records);
-    let distribution = write_best_ratios_csv(&pairs, settings, &dir.join("best_ratios.csv"))?;
+    let findings = Findings::of(&pairs, settings);
+    write_best_ratios_csv(&pairs, settings, &findings, &dir.join("best_ratios.csv"))?;
+    write_gains_csv(&pairs, settings, &findings, &dir.join("gains.csv"))?;
     make_atomic(&dir.join("ratio_distribution.png"), |tmp| {
-        plots::ratio_distribution(&distribution, settings.top_k, tmp)
+        plots::ratio_distribution(&findings, settings.top_k, tmp)
     })?;
     for pair in &pairs {
-        let (metric, slug) = (settings.metric, pair.slug());
+        let slug = pair.slug();
         make_atomic(&dir.join(format!("heatmap_{slug}.png")), |tmp| {
-            plots::heatmap(pair, metric, tmp)
+            plots::heatmap(pair, settings, tmp)
         })?;
         make_atomic(&dir.join(format!("curves_{slug}.png")), |tmp| {
-            plots::curves(pair, metric, tmp)
+            plots::curves(pair, settings, tmp)
         })?;
     }
-    Ok(summary(&pairs, &distribution, settings, records.len()))
+    Ok(summary(&pairs, &findings, settings, records.len()))
 }
 
-/// The log2 ratios of every pair's top-k cells (the paper's distribution).
-pub struct Distribution {
-    /// One entry per top-k cell: (pair slug, log2 ratio).
+/// What a sweep says as a whole: the best ratios and the LoRA+ gain, with their uncertainty.
+pub struct Findings {
+    /// One entry per top-k cell of every pair: (pair slug, log2 ratio).
     pub log2_ratios: Vec<(String, f64)>,
+    /// The median log2 ratio over those cells, with a bootstrap interval that resamples pairs
+    /// and, within them, seeds (the top-k cells are chosen again in every resample).
+    pub median: Option<Estimate>,
+    /// The mean over pairs of best LoRA+ minus best plain LoRA, with the same kind of interval.
+    pub gain: Option<Estimate>,
+    /// Per pair (by slug): the per-seed differences between its best LoRA+ and best LoRA cells
+    /// (chosen on seed means) and their sign-flip p-value.
+    pub paired: Vec<(String, Vec<f64>, Option<f64>)>,
+    /// The sign-flip p-value over every pair's differences pooled, and how many there are.
+    pub gain_test: Option<(f64, usize)>,
+    /// The resampling used.
+    pub bootstrap: Bootstrap,
 }
 
-impl Distribution {
-    /// The median log2 ratio over all top-k cells of all pairs.
-    pub fn median(&self) -> Option<f64> {
-        median(self.log2_ratios.iter().map(|(_, r)| *r).collect())
+impl Findings {
+    /// The findings of `pairs` under `settings`' protocol.
+    pub fn of(pairs: &[Pair], settings: &ReportSettings) -> Self {
+        let bootstrap = Bootstrap::default();
+        let tables: Vec<Table> = pairs.iter().map(|p| p.table(settings.ranking_metric())).collect();
+        let refs: Vec<&Table> = tables.iter().collect();
+        // The paper's protocol ranks on one seed: resamples draw pairs only.
+        let protocol_seeds = |seeds: &[Vec<usize>]| -> Vec<Vec<usize>> {
+            match settings.protocol {
+                Protocol::SeedMean => seeds.to_vec(),
+                Protocol::Paper => vec![vec![0]; seeds.len()],
+            }
+        };
+        let top_k = settings.top_k;
+        let median = bootstrap.estimate(&refs, |t, s| stats::median_log2_ratio(t, &protocol_seeds(s), top_k));
+        let gain = bootstrap.estimate(&refs, |t, s| stats::mean_gain(t, &protocol_seeds(s)));
+        let log2_ratios = pairs
+            .iter()
+            .flat_map(|pair| {
+                pair.ranked(settings)
+                    .iter()
+                    .take(top_k)
+                    .map(|r| (pair.slug(), r.cell.ratio.log2()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut paired = Vec::new();
+        for (pair, table) in pairs.iter().zip(&tables) {
+            let all: Vec<usize> = (0..table.n_seeds()).collect();
+            let Some((_, lora, plus)) = table.gain(&all) else {
+                continue;
+            };
+            let differences: Vec<f64> = all
+                .iter()
+                .filter_map(|&s| Some(table.values[plus][s]? - table.values[lora][s]?))
+                .collect();
+            let p = stats::sign_flip_test(&differences, 10_000, bootstrap.seed);
+            paired.push((pair.slug(), differences, p));
+        }
+        let pooled: Vec<f64> = paired.iter().flat_map(|(_, d, _)| d.iter().copied()).collect();
+        let gain_test = stats::sign_flip_test(&pooled, 10_000, bootstrap.seed).map(|p| (p, pooled.len()));
+        Self {
+            log2_ratios,
+            median,
+            gain,
+            paired,
+            gain_test,
+            bootstrap,
+        }
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    Some(if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    })
+/// `[low, high]` of an estimate to `digits` decimals, as the summary shows it.
+fn interval(estimate: &Estimate, digits: usize) -> String {
+    format!("[{:.digits$}, {:.digits$}]", estimate.low, estimate.high)
 }
 
 fn write_results_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
@@ -370,7 +504,7 @@ fn write_results_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let status = serde_json::to_value(r.status)?.as_str().unwrap_or_default().to_string();
+        let status = r.outcome().word().to_string();
         let mut row = vec![
             r.trial_id.clone(),
             r.spec.model.name.clone(),
@@ -426,29 +560,22 @@ fn write_curves_csv(records: &[TrialRecord], path: &Path) -> Result<()> {
     write_atomic(path, &out.into_inner()?)
 }
 
-fn write_best_ratios_csv(pairs: &[Pair], settings: &ReportSettings, path: &Path) -> Result<Distribution> {
-    let mut distribution = Distribution {
-        log2_ratios: Vec::new(),
-    };
-    let mut rows = Vec::new();
-    for pair in pairs {
-        for (rank, ranked) in pair.ranked(settings.metric).iter().take(settings.top_k).enumerate() {
-            let (mean, std) = ranked.cell.metric(settings.metric).expect("ranked cells have a metric");
-            let log2 = ranked.cell.ratio.log2();
-            distribution.log2_ratios.push((pair.slug(), log2));
-            rows.push((pair, rank + 1, ranked.cell, mean, std, log2));
-        }
-    }
-    let overall = distribution.median();
-    let metric = serde_json::to_value(settings.metric)?
+fn write_best_ratios_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Findings, path: &Path) -> Result<()> {
+    let metric = serde_json::to_value(settings.ranking_metric())?
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let protocol = serde_json::to_value(settings.protocol)?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let median = findings.median;
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record([
         "model",
         "task",
         "axes",
+        "protocol",
         "rank",
         "eta_a",
         "ratio",
@@ -457,40 +584,132 @@ fn write_best_ratios_csv(pairs: &[Pair], settings: &ReportSettings, path: &Path)
         "metric",
         "metric_mean",
         "metric_std",
+        "metric_min",
+        "metric_max",
         "n_seeds",
+        "grid_edges",
         "median_log2_ratio_all_pairs",
+        "median_ci_low",
+        "median_ci_high",
     ])?;
-    for (pair, rank, cell, mean, std, log2) in rows {
+    for pair in pairs {
+        for (rank, ranked) in pair.ranked(settings).iter().take(settings.top_k).enumerate() {
+            let spread = ranked
+                .cell
+                .metric(settings.ranking_metric())
+                .expect("ranked cells are ok");
+            let edges: Vec<String> = pair.edges(ranked.cell).iter().map(Edge::to_string).collect();
+            out.write_record([
+                pair.model.clone(),
+                pair.task.clone(),
+                pair.label.clone(),
+                protocol.clone(),
+                (rank + 1).to_string(),
+                ranked.cell.eta_a.to_string(),
+                ranked.cell.ratio.to_string(),
+                (ranked.cell.eta_a * ranked.cell.ratio).to_string(),
+                ranked.cell.ratio.log2().to_string(),
+                metric.clone(),
+                ranked.mean.to_string(),
+                spread.std.to_string(),
+                spread.min.to_string(),
+                spread.max.to_string(),
+                ranked.cell.trials.len().to_string(),
+                edges.join(";"),
+                median.map(|m| m.value.to_string()).unwrap_or_default(),
+                median.map(|m| m.low.to_string()).unwrap_or_default(),
+                median.map(|m| m.high.to_string()).unwrap_or_default(),
+            ])?;
+        }
+    }
+    write_atomic(path, &out.into_inner()?).context("best_ratios.csv")
+}
+
+/// `gains.csv`: per pair, best plain LoRA vs best LoRA+ (cells chosen on the protocol's
+/// ranking), the per-seed differences and their paired test; then all pairs together.
+fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Findings, path: &Path) -> Result<()> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "model",
+        "task",
+        "axes",
+        "lora_eta_a",
+        "lora_mean",
+        "loraplus_eta_a",
+        "loraplus_ratio",
+        "loraplus_mean",
+        "gain",
+        "gain_ci_low",
+        "gain_ci_high",
+        "seed_differences",
+        "sign_flip_p",
+    ])?;
+    for pair in pairs {
+        let (Some(lora), Some(plus)) = pair.best_lora_and_loraplus(settings) else {
+            continue;
+        };
+        let (differences, p) = findings
+            .paired
+            .iter()
+            .find(|(slug, ..)| *slug == pair.slug())
+            .map(|(_, d, p)| (d.clone(), *p))
+            .unwrap_or_default();
         out.write_record([
             pair.model.clone(),
             pair.task.clone(),
             pair.label.clone(),
-            rank.to_string(),
-            cell.eta_a.to_string(),
-            cell.ratio.to_string(),
-            (cell.eta_a * cell.ratio).to_string(),
-            log2.to_string(),
-            metric.clone(),
-            mean.to_string(),
-            std.to_string(),
-            cell.trials.len().to_string(),
-            overall.map(|m| m.to_string()).unwrap_or_default(),
+            lora.cell.eta_a.to_string(),
+            lora.mean.to_string(),
+            plus.cell.eta_a.to_string(),
+            plus.cell.ratio.to_string(),
+            plus.mean.to_string(),
+            (plus.mean - lora.mean).to_string(),
+            String::new(),
+            String::new(),
+            differences
+                .iter()
+                .map(|d| format!("{d:.6}"))
+                .collect::<Vec<_>>()
+                .join(";"),
+            p.map(|p| p.to_string()).unwrap_or_default(),
         ])?;
     }
-    write_atomic(path, &out.into_inner()?).context("best_ratios.csv")?;
-    Ok(distribution)
+    if let Some(gain) = findings.gain {
+        let (p, _) = findings.gain_test.unzip();
+        out.write_record([
+            "all pairs".to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            gain.value.to_string(),
+            gain.low.to_string(),
+            gain.high.to_string(),
+            String::new(),
+            p.map(|p| p.to_string()).unwrap_or_default(),
+        ])?;
+    }
+    write_atomic(path, &out.into_inner()?).context("gains.csv")
 }
 
-fn summary(pairs: &[Pair], distribution: &Distribution, settings: &ReportSettings, n_records: usize) -> String {
-    let metric = match settings.metric {
+fn summary(pairs: &[Pair], findings: &Findings, settings: &ReportSettings, n_records: usize) -> String {
+    let metric = match settings.ranking_metric() {
         Metric::TestAccuracy => "test accuracy",
         Metric::ValAccuracy => "val accuracy",
     };
+    let protocol = match settings.protocol {
+        Protocol::SeedMean => "seed means; a cell counts only if every seed trained and learned",
+        Protocol::Paper => "the LoRA+ paper's protocol: the first seed alone",
+    };
     let mut out = format!(
-        "{}: {n_records} trial records, {} pairs, ranked by {metric} (seed means)\n",
+        "{}: {n_records} trial records, {} pairs, ranked by {metric} ({protocol})\n",
         settings.name,
         pairs.len()
     );
+    let mut on_edge = Vec::new();
     for pair in pairs {
         let name = if pair.label.is_empty() {
             format!("{}/{}", pair.model, pair.task)
@@ -498,33 +717,69 @@ fn summary(pairs: &[Pair], distribution: &Distribution, settings: &ReportSetting
             format!("{}/{} [{}]", pair.model, pair.task, pair.label)
         };
         let _ = writeln!(out, "\n{name}");
-        let not_ok = pair.cells.iter().filter(|c| !c.is_ok()).count();
-        let ranked = pair.ranked(settings.metric);
+        let ranked = pair.ranked(settings);
         if let Some(best) = ranked.first() {
             let _ = writeln!(
                 out,
                 "  best cell       eta_A {:.2e}  ratio {:<6}  {metric} {:.4}",
                 best.cell.eta_a, best.cell.ratio, best.mean
             );
+            if let Some(spread) = best.cell.metric(settings.ranking_metric()) {
+                let _ = writeln!(
+                    out,
+                    "  seed spread     {:.4} to {:.4} over {} seed(s) (std {:.4})",
+                    spread.min,
+                    spread.max,
+                    best.cell.trials.len(),
+                    spread.std
+                );
+            }
+            let edges = pair.edges(best.cell);
+            let top_on_edge = ranked
+                .iter()
+                .take(settings.top_k)
+                .filter(|r| !pair.edges(r.cell).is_empty())
+                .count();
+            if !edges.is_empty() {
+                let edges: Vec<String> = edges.iter().map(Edge::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "  WARNING         the best cell is on the grid's edge ({}): the optimum may lie outside the grid",
+                    edges.join(", ")
+                );
+                on_edge.push(name.clone());
+            } else if top_on_edge > 0 {
+                let _ = writeln!(
+                    out,
+                    "  note            {top_on_edge} of the top-{} cells are on the grid's edge",
+                    settings.top_k
+                );
+            }
         }
-        let (lora, plus) = pair.best_lora_and_loraplus(settings.metric);
+        let (lora, plus) = pair.best_lora_and_loraplus(settings);
         if let (Some(lora), Some(plus)) = (&lora, &plus) {
             let _ = writeln!(
                 out,
                 "  LoRA (ratio 1)  eta_A {:.2e}  {metric} {:.4}",
                 lora.cell.eta_a, lora.mean
             );
+            let p = findings
+                .paired
+                .iter()
+                .find(|(slug, ..)| *slug == pair.slug())
+                .and_then(|(_, d, p)| Some(format!(", paired over {} seed(s): p = {:.3}", d.len(), (*p)?)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  LoRA+           eta_A {:.2e}  ratio {:<6}  {metric} {:.4}  gain {:+.4}",
+                "  LoRA+           eta_A {:.2e}  ratio {:<6}  {metric} {:.4}  gain {:+.4}{p}",
                 plus.cell.eta_a,
                 plus.cell.ratio,
                 plus.mean,
                 plus.mean - lora.mean
             );
             match speedup(
-                &lora.cell.mean_curve(settings.metric),
-                &plus.cell.mean_curve(settings.metric),
+                &lora.cell.mean_curve(settings.ranking_metric()),
+                &plus.cell.mean_curve(settings.ranking_metric()),
             ) {
                 Some((s, lora_steps, plus_steps)) => {
                     let _ = writeln!(
@@ -537,7 +792,7 @@ fn summary(pairs: &[Pair], distribution: &Distribution, settings: &ReportSetting
                 }
             }
         }
-        if let Some(baseline) = pair.best_baseline(settings.metric) {
+        if let Some(baseline) = pair.best_baseline(settings.ranking_metric()) {
             let _ = writeln!(
                 out,
                 "  head only       {metric} {baseline:.4} (frozen base, best eta_A)"
@@ -551,20 +806,196 @@ fn summary(pairs: &[Pair], distribution: &Distribution, settings: &ReportSetting
         {
             let _ = writeln!(out, "  majority class  test accuracy {majority:.4}");
         }
-        if not_ok > 0 {
-            let _ = writeln!(out, "  {not_ok} of {} cells diverged or failed", pair.cells.len());
+        let count = |outcome| pair.cells.iter().filter(|c| c.outcome() == outcome).count();
+        let (no_learning, diverged, failed) = (
+            count(Outcome::NoLearning),
+            count(Outcome::Diverged),
+            count(Outcome::Failed),
+        );
+        if no_learning + diverged + failed > 0 {
+            let _ = writeln!(
+                out,
+                "  not ranked      of {} cells: {no_learning} did not learn, {diverged} diverged, {failed} failed",
+                pair.cells.len()
+            );
         }
     }
-    match distribution.median() {
+    let resampling = format!(
+        "{:.0}% bootstrap interval, {} resamples of pairs{}",
+        findings.bootstrap.level * 100.0,
+        findings.bootstrap.samples,
+        match settings.protocol {
+            Protocol::SeedMean => " and seeds",
+            Protocol::Paper => "",
+        }
+    );
+    match &findings.median {
         Some(median) => {
             let _ = writeln!(
                 out,
-                "\nmedian log2(eta_B / eta_A) over the top-{} cells of every pair: {median:.2} (ratio {:.1}); the LoRA+ paper reports about 4",
+                "\nmedian log2(eta_B / eta_A) over the top-{} cells of every pair: {:.2} {} ({resampling}); ratio {:.1}; the LoRA+ paper reports about 4",
                 settings.top_k,
-                median.exp2()
+                median.value,
+                interval(median, 2),
+                median.value.exp2()
             );
         }
-        None => out.push_str("\nno cell finished on every seed: no ratio distribution\n"),
+        None => out.push_str("\nno cell finished and learned on every seed: no ratio distribution\n"),
+    }
+    if let Some(gain) = &findings.gain {
+        let test = findings
+            .gain_test
+            .map(|(p, n)| format!("; paired sign-flip test over {n} (pair, seed) differences: p = {p:.3}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "LoRA+ - LoRA, best vs best, mean over pairs: {:+.4} {}{test}",
+            gain.value,
+            interval(gain, 4)
+        );
+    }
+    if !on_edge.is_empty() {
+        let _ = writeln!(
+            out,
+            "WARNING: {} of {} pairs have their best cell on the grid's edge ({}); widen the grid or set [adaptive]",
+            on_edge.len(),
+            pairs.len(),
+            on_edge.join(", ")
+        );
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::Accuracies;
+    use crate::train::Status;
+
+    /// A finished record of the tiny config's first trial moved to (eta_A, ratio, seed), with a
+    /// final test (and validation) accuracy of `accuracy` and a majority class of `majority`.
+    pub(crate) fn record(eta_a: f64, ratio: f64, seed: u64, accuracy: f64, majority: f64) -> TrialRecord {
+        let mut spec = crate::grid::expand(&crate::config::tiny_config(1)).remove(0);
+        (spec.eta_a, spec.ratio, spec.seed) = (eta_a, ratio, seed);
+        let curve = vec![CurvePoint {
+            step: 10,
+            train_loss: Some(0.5),
+            val_accuracy: accuracy,
+            test_accuracy: accuracy,
+        }];
+        let mut record = crate::trial::failed_record(&spec, String::new(), &burn::tensor::Device::flex(), 1);
+        record.status = Status::Ok;
+        record.message = None;
+        record.accuracy = Accuracies::of(&curve);
+        record.curve = curve;
+        record.majority_test_accuracy = Some(majority);
+        record
+    }
+
+    /// A 3 x 3 grid (eta_A 1e-4..1e-2, ratios 1, 4, 16) over two seeds whose accuracy peaks at
+    /// `peak` and falls off with log distance from it.
+    fn grid_peaking_at(peak: (f64, f64)) -> Vec<TrialRecord> {
+        let mut records = Vec::new();
+        for eta_a in [1e-4, 1e-3, 1e-2] {
+            for ratio in [1.0, 4.0, 16.0] {
+                for seed in [0, 1] {
+                    let distance = (eta_a / peak.0).log10().abs() + (ratio / peak.1).log2().abs() / 2.0;
+                    records.push(record(
+                        eta_a,
+                        ratio,
+                        seed,
+                        0.9 - 0.05 * distance + 0.001 * seed as f64,
+                        0.3,
+                    ));
+                }
+            }
+        }
+        records
+    }
+
+    fn settings() -> ReportSettings {
+        ReportSettings {
+            name: "t".into(),
+            metric: Metric::TestAccuracy,
+            top_k: 1,
+            protocol: Protocol::SeedMean,
+        }
+    }
+
+    #[test]
+    fn best_cells_on_each_boundary_are_flagged_and_interior_ones_are_not() {
+        for (peak, expected) in [
+            ((1e-4, 4.0), vec![Edge::EtaAMin]),
+            ((1e-2, 4.0), vec![Edge::EtaAMax]),
+            ((1e-3, 1.0), vec![Edge::RatioMin]),
+            ((1e-3, 16.0), vec![Edge::RatioMax]),
+            ((1e-3, 4.0), vec![]),
+        ] {
+            let records = grid_peaking_at(peak);
+            let pairs = pairs(&records);
+            let best = pairs[0].ranked(&settings())[0].cell;
+            assert_eq!((best.eta_a, best.ratio), peak);
+            assert_eq!(pairs[0].edges(best), expected, "peak at {peak:?}");
+        }
+    }
+
+    #[test]
+    fn no_learning_follows_the_test_split_class_balance() {
+        let at = |accuracy, majority| record(1e-3, 4.0, 0, accuracy, majority).outcome();
+        assert_eq!(at(0.60, 0.60), Outcome::NoLearning, "at the majority class");
+        assert_eq!(at(0.55, 0.60), Outcome::NoLearning, "below it");
+        assert_eq!(at(0.61, 0.60), Outcome::Ok);
+        assert_eq!(at(0.34, 1.0 / 3.0), Outcome::Ok, "balanced: the bar is chance");
+        let mut diverged = record(1e-3, 4.0, 0, 0.2, 0.6);
+        diverged.status = Status::Diverged;
+        assert_eq!(diverged.outcome(), Outcome::Diverged, "diverged stays diverged");
+
+        // A cell with a seed that did not learn is not ranked, and the heatmap says why.
+        let mut records = grid_peaking_at((1e-3, 4.0));
+        records[0].accuracy.final_test = Some(0.3);
+        let pairs = pairs(&records);
+        let cell = &pairs[0].cells[0];
+        assert_eq!(cell.outcome(), Outcome::NoLearning);
+        assert!(pairs[0].ranked(&settings()).iter().all(|r| !std::ptr::eq(r.cell, cell)));
+    }
+
+    #[test]
+    fn the_paper_protocol_ranks_the_first_seed_alone() {
+        let mut records = grid_peaking_at((1e-3, 4.0));
+        // Seed 1 of (1e-2, 16) is excellent; its seed 0 is not, so on seed means it loses.
+        for r in records
+            .iter_mut()
+            .filter(|r| r.spec.eta_a == 1e-2 && r.spec.ratio == 16.0)
+        {
+            let accuracy = if r.spec.seed == 1 { 0.99 } else { 0.5 };
+            r.curve[0].test_accuracy = accuracy;
+            r.accuracy = Accuracies::of(&r.curve);
+        }
+        let pairs = pairs(&records);
+        let best = |protocol| {
+            let settings = ReportSettings { protocol, ..settings() };
+            let cell = pairs[0].ranked(&settings)[0].cell;
+            (cell.eta_a, cell.ratio)
+        };
+        assert_eq!(best(Protocol::SeedMean), (1e-3, 4.0));
+        assert_eq!(best(Protocol::Paper), (1e-3, 4.0), "seed 0 alone agrees");
+        for r in records
+            .iter_mut()
+            .filter(|r| r.spec.eta_a == 1e-2 && r.spec.ratio == 16.0)
+        {
+            r.curve[0].test_accuracy = if r.spec.seed == 0 { 0.99 } else { 0.5 };
+            r.accuracy = Accuracies::of(&r.curve);
+        }
+        let pairs = super::pairs(&records);
+        let settings = ReportSettings {
+            protocol: Protocol::Paper,
+            ..settings()
+        };
+        let cell = pairs[0].ranked(&settings)[0].cell;
+        assert_eq!(
+            (cell.eta_a, cell.ratio),
+            (1e-2, 16.0),
+            "one lucky seed wins under the paper's protocol"
+        );
+    }
 }

@@ -98,6 +98,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         name: config.name.clone(),
         metric: config.metric,
         top_k: config.top_k,
+        protocol: config.protocol,
     };
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
     for spec in &pending {

@@ -102,7 +102,50 @@ fn one() -> usize {
     1
 }
 
+/// How a trial's result reads: its [`Status`], with `ok` split by whether it learned.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Trained to the end and beat the majority class on its test split.
+    Ok,
+    /// Trained to the end, but its final test accuracy is at or below the majority class's:
+    /// nothing was learned (too small a rate, or a collapse to one class). Not an optimum.
+    NoLearning,
+    /// The loss became NaN/inf or exploded.
+    Diverged,
+    /// An error or a panic.
+    Failed,
+}
+
+impl Outcome {
+    /// The word tables and plots use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NoLearning => "no_learning",
+            Outcome::Diverged => "diverged",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Whether a final test accuracy shows learning: strictly above always predicting the majority
+/// class of the test split (which is at least chance, 1 / classes).
+pub fn learned(final_test_accuracy: f64, majority_test_accuracy: f64) -> bool {
+    final_test_accuracy > majority_test_accuracy + 1e-12
+}
+
 impl TrialRecord {
+    /// How the trial's result reads.
+    pub fn outcome(&self) -> Outcome {
+        match (self.status, self.accuracy.final_test, self.majority_test_accuracy) {
+            (Status::Diverged, ..) => Outcome::Diverged,
+            (Status::Failed, ..) => Outcome::Failed,
+            (Status::Ok, Some(test), Some(majority)) if !learned(test, majority) => Outcome::NoLearning,
+            (Status::Ok, ..) => Outcome::Ok,
+        }
+    }
+
     /// The last evaluation point, if any.
     pub fn last(&self) -> Option<&CurvePoint> {
         self.curve.last()
