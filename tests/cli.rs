@@ -359,3 +359,48 @@ fn bench_times_one_by_one_and_stacked_side_by_side() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no adapter trials (of that model)"));
 }
+
+#[test]
+fn an_adaptive_sweep_extends_a_grid_that_misses_the_optimum_until_it_is_inside() {
+    // eta_A 1e-4 and 3e-4 are far too small for 40 steps: nothing learns on the first grid.
+    let text = TINY
+        .replace("seeds = [0, 1]", "seeds = [0, 1]\npairs = [[\"mlp\", \"shift-a\"]]")
+        .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-4, 3e-4]")
+        .replace("ratio = [4, 16]", "ratio = [4, 16]\nbaseline = false")
+        .replace("[train]", "[adaptive]\nmax_rounds = 8\n\n[train]");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "adaptive.toml", &text);
+    let out = dir.path().join("out");
+    let plan = loraplus(&["plan", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("stages: grid 12 (further stages are planned"));
+
+    let summary = String::from_utf8_lossy(&sweep(&config, &out).stdout).into_owned();
+    let rounds: usize = summary
+        .split("the grid was extended in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the report says how many extensions it took:\n{summary}"));
+    assert!(rounds >= 1, "{summary}");
+    assert!(
+        !summary.contains("the best cell is on the grid"),
+        "the optimum ends inside the grid:\n{summary}"
+    );
+    let best = csv_rows(&out.join("best_ratios.csv"));
+    let (eta, edges) = (
+        column(&out.join("best_ratios.csv"), "eta_a"),
+        column(&out.join("best_ratios.csv"), "grid_edges"),
+    );
+    assert!(
+        best[0][eta].parse::<f64>().unwrap() > 3e-4,
+        "found beyond the first grid"
+    );
+    assert_eq!(&best[0][edges], "", "and not on an edge");
+
+    // The stages are replayed from the records: resuming runs nothing and plans nothing new.
+    let again = sweep(&config, &out);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 to run"));
+    let planned = loraplus(&["plan", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let planned = String::from_utf8_lossy(&planned.stdout);
+    assert!(planned.contains(&format!("extension {rounds} ")), "{planned}");
+    assert_eq!(records(&out).len(), results(&out).len());
+}

@@ -14,6 +14,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::SweepConfig;
+use crate::grid::{self, Method, TrialSpec};
+use crate::report::{self, ReportSettings};
+use crate::store::{Outcome, TrialRecord};
+
 /// An edge of a pair's grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,9 +157,15 @@ impl AdaptiveConfig {
     /// on, crossed with every line of the other axis (and the two new lines crossed with each
     /// other). Empty when it is interior or every such line is out of bounds.
     pub fn extension(&self, grid: &Grid, best: (f64, f64)) -> Vec<(f64, f64)> {
+        self.extend(grid, &grid.edges(best))
+    }
+
+    /// The cells of the next grid line beyond each of `edges` (within bounds), crossed with
+    /// every line of the other axis.
+    pub fn extend(&self, grid: &Grid, edges: &[Edge]) -> Vec<(f64, f64)> {
         let mut new_eta = Vec::new();
         let mut new_ratio = Vec::new();
-        for edge in grid.edges(best) {
+        for &edge in edges {
             let Some(line) = self.next_line(grid, edge) else {
                 continue;
             };
@@ -200,6 +211,178 @@ impl AdaptiveConfig {
         }
         cells
     }
+}
+
+/// What a stage of a sweep is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageKind {
+    /// The config's grid.
+    Grid,
+    /// Extension round `n` (from 1): grid lines beyond the edge holding a pair's best cell.
+    Extension(usize),
+    /// Cells around a pair's optimum at half the log step.
+    Refinement,
+}
+
+/// The trials of one stage.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// What the stage is.
+    pub kind: StageKind,
+    /// Its trials.
+    pub trials: Vec<TrialSpec>,
+}
+
+impl fmt::Display for StageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageKind::Grid => f.write_str("grid"),
+            StageKind::Extension(n) => write!(f, "extension {n}"),
+            StageKind::Refinement => f.write_str("refinement"),
+        }
+    }
+}
+
+/// A pair being extended: its trials so far and where it stands.
+struct PairPlan {
+    trials: Vec<TrialSpec>,
+    rounds: usize,
+    finished: bool,
+}
+
+/// The trials of `config`, stage by stage: the grid, then (with `[adaptive]`) the extensions
+/// of every pair whose best cell is on its grid's edge, planned from `record` (the finished
+/// record of a trial, if any). A pair is extended only once every trial it has so far is
+/// recorded, so the stages grow as results arrive; the same records always give the same
+/// stages, in any process.
+pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialRecord>) -> Vec<Stage> {
+    let grid = grid::expand(config);
+    let mut stages = vec![Stage {
+        kind: StageKind::Grid,
+        trials: grid.clone(),
+    }];
+    let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) else {
+        return stages;
+    };
+    let settings = ReportSettings {
+        name: config.name.clone(),
+        metric: config.metric,
+        top_k: config.top_k,
+        protocol: config.protocol,
+    };
+    // Pairs in grid order, keyed by everything but the rates and the seed.
+    let mut pairs: Vec<(String, PairPlan)> = Vec::new();
+    for trial in grid.iter().filter(|t| t.method == Method::Lora) {
+        let key = pair_key(trial);
+        match pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, plan)) => plan.trials.push(trial.clone()),
+            None => pairs.push((
+                key,
+                PairPlan {
+                    trials: vec![trial.clone()],
+                    rounds: 0,
+                    finished: false,
+                },
+            )),
+        }
+    }
+    let mut added = 0;
+    loop {
+        let mut extension = Vec::new();
+        let mut refinement = Vec::new();
+        for (_, plan) in pairs.iter_mut().filter(|(_, p)| !p.finished) {
+            let Some(records) = plan.trials.iter().map(&record).collect::<Option<Vec<_>>>() else {
+                continue; // waits for its results
+            };
+            let cells: Vec<(f64, f64)> = plan.trials.iter().map(|t| (t.eta_a, t.ratio)).collect();
+            let grid = Grid::of(cells.iter().copied());
+            let report_pairs = report::pairs(&records);
+            let best = report_pairs
+                .first()
+                .and_then(|p| p.ranked(&settings).first().map(|r| (r.cell.eta_a, r.cell.ratio)));
+            let mut new_cells = Vec::new();
+            let mut refining = false;
+            match best {
+                Some(best) => {
+                    if plan.rounds < adaptive.max_rounds {
+                        new_cells = adaptive.extension(&grid, best);
+                    }
+                    if new_cells.is_empty() && adaptive.refine {
+                        new_cells = adaptive.refinement(&grid, best, &cells);
+                        refining = true;
+                    }
+                }
+                // No cell learned on every seed: there is no optimum yet, only a direction.
+                // Rates too small to learn call for larger ones, diverging rates for smaller
+                // ones; with both, the window lies inside the grid but no cell hit it.
+                None if plan.rounds < adaptive.max_rounds => {
+                    let outcomes: Vec<Outcome> = records.iter().map(TrialRecord::outcome).collect();
+                    let diverged = outcomes.contains(&Outcome::Diverged);
+                    let no_learning = outcomes.iter().any(|o| *o == Outcome::NoLearning || *o == Outcome::Ok);
+                    new_cells = match (no_learning, diverged) {
+                        (true, false) => adaptive.extend(&grid, &[Edge::EtaAMax]),
+                        (false, true) => adaptive.extend(&grid, &[Edge::EtaAMin]),
+                        _ => Vec::new(),
+                    };
+                }
+                None => {}
+            }
+            let template = &plan.trials[0];
+            let new_trials: Vec<TrialSpec> = new_cells
+                .iter()
+                .flat_map(|&(eta_a, ratio)| {
+                    config.seeds.iter().map(move |&seed| TrialSpec {
+                        eta_a,
+                        ratio,
+                        seed,
+                        ..template.clone()
+                    })
+                })
+                .collect();
+            if new_trials.is_empty() || added + new_trials.len() > adaptive.max_trials {
+                plan.finished = true;
+                continue;
+            }
+            added += new_trials.len();
+            plan.rounds += 1;
+            plan.finished = refining;
+            plan.trials.extend(new_trials.iter().cloned());
+            if refining { &mut refinement } else { &mut extension }.extend(new_trials);
+        }
+        if extension.is_empty() && refinement.is_empty() {
+            return stages;
+        }
+        // Stages are numbered by round across pairs; a pair's refinement follows its last
+        // extension, so one round may hold both kinds.
+        let round = stages
+            .iter()
+            .filter(|s| matches!(s.kind, StageKind::Extension(_)))
+            .count()
+            + 1;
+        if !extension.is_empty() {
+            stages.push(Stage {
+                kind: StageKind::Extension(round),
+                trials: extension,
+            });
+        }
+        if !refinement.is_empty() {
+            stages.push(Stage {
+                kind: StageKind::Refinement,
+                trials: refinement,
+            });
+        }
+    }
+}
+
+/// A pair's identity among a sweep's trials: the spec with its rates and seed left out.
+fn pair_key(trial: &TrialSpec) -> String {
+    serde_json::to_string(&TrialSpec {
+        eta_a: 0.0,
+        ratio: 0.0,
+        seed: 0,
+        ..trial.clone()
+    })
+    .expect("a spec serialises")
 }
 
 /// `x` to 12 significant digits: grid lines computed by products and square roots land on

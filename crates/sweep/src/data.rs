@@ -33,7 +33,14 @@ pub struct DataCache(BTreeMap<(String, Option<PathBuf>), TaskData>);
 impl DataCache {
     /// Reads or generates the downstream and pretraining tasks of `trials`.
     pub fn load(trials: &[TrialSpec], log: &dyn Fn(String)) -> Result<Self> {
-        let mut cache = BTreeMap::new();
+        let mut cache = Self(BTreeMap::new());
+        cache.add(trials, log)?;
+        Ok(cache)
+    }
+
+    /// Adds the tasks of `trials` not read yet.
+    pub fn add(&mut self, trials: &[TrialSpec], log: &dyn Fn(String)) -> Result<()> {
+        let cache = &mut self.0;
         for spec in trials {
             for task in std::iter::once(&spec.task).chain(&spec.pretrain_task) {
                 let key = (task.name.clone(), spec.model.kind.tokenizer());
@@ -57,7 +64,7 @@ impl DataCache {
                 cache.insert(key, data);
             }
         }
-        Ok(Self(cache))
+        Ok(())
     }
 
     /// The data of `task` as `model` reads it.

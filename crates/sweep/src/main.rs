@@ -8,15 +8,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use loraplus::adaptive;
 use loraplus::bench::{self, BenchOptions};
 use loraplus::config::{DeviceChoice, Metric, Protocol, SweepConfig};
+use loraplus::grid::TrialSpec;
 use loraplus::grid::{self, Method};
 use loraplus::report::{self, ReportSettings};
 use loraplus::runner::{self, SweepOptions};
 use loraplus::shard::Shard;
 use loraplus::slurm::{self, SlurmOptions};
 use loraplus::stacking::GroupSize;
-use loraplus::store::Store;
+use loraplus::store::{RecordState, Store};
 use loraplus::{merge, status};
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
@@ -36,6 +38,9 @@ enum Command {
         /// List every trial, not only the counts.
         #[arg(long)]
         list: bool,
+        /// A sweep directory whose results plan an adaptive sweep's further stages.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run a sweep (resuming: finished trials are skipped), then write its reports.
     Sweep {
@@ -182,7 +187,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Plan { config, list } => plan(&config, list),
+        Command::Plan { config, list, out } => plan(&config, list, out.as_deref()),
         Command::Sweep {
             config,
             out,
@@ -330,9 +335,14 @@ fn default_out(config: &Path) -> PathBuf {
     PathBuf::from("runs").join(stem)
 }
 
-fn plan(path: &Path, list: bool) -> Result<()> {
+fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
     let (config, _) = SweepConfig::load(path)?;
-    let trials = grid::expand(&config);
+    let store = out.map(Store::at);
+    let stages = adaptive::stages(&config, |t| match store.as_ref()?.state(&t.id()) {
+        RecordState::Finished(record) => Some(*record),
+        _ => None,
+    });
+    let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     println!("{}: {} trials", config.name, trials.len());
     println!("  eta_A:  {:?}", config.grid.eta_a.values());
     let mut ratios = config.grid.ratio.values();
@@ -344,6 +354,38 @@ fn plan(path: &Path, list: bool) -> Result<()> {
     let axes = grid::axes(&config);
     if !axes.is_empty() {
         println!("  other axes: {}", axes.join(", "));
+    }
+    if let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) {
+        println!(
+            "  adaptive: pairs whose best cell is on the grid's edge get the next grid line, up to {} rounds \
+             (eta_A {:e} to {:e}, ratio {} to {}, at most {} added trials){}",
+            adaptive.max_rounds,
+            adaptive.eta_a_min,
+            adaptive.eta_a_max,
+            adaptive.ratio_min,
+            adaptive.ratio_max,
+            adaptive.max_trials,
+            if adaptive.refine {
+                ", then a refinement at half the log step"
+            } else {
+                ""
+            }
+        );
+        let stages: Vec<String> = stages
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.trials.len()))
+            .collect();
+        match out {
+            Some(out) => println!(
+                "  stages planned from the results in {}: {}",
+                out.display(),
+                stages.join(", ")
+            ),
+            None => println!(
+                "  stages: {} (further stages are planned from results: --out DIR)",
+                stages.join(", ")
+            ),
+        }
     }
     for (model, task) in config.pairs() {
         let of_pair = |method| {
@@ -371,13 +413,13 @@ fn plan(path: &Path, list: bool) -> Result<()> {
     }
     if list {
         println!(
-            "\n{:<16} {:<12} {:<14} {:<9} {:>4} {:>10} {:>7}",
+            "\n{:<16} {:<12} {:<14} {:<9} {:>4} {:>10} {:>7}  stage",
             "trial_id", "model", "task", "method", "seed", "eta_a", "ratio"
         );
-        for t in &trials {
+        for (stage, t) in stages.iter().flat_map(|s| s.trials.iter().map(move |t| (s.kind, t))) {
             let method = if t.method == Method::Lora { "lora" } else { "head_only" };
             println!(
-                "{:<16} {:<12} {:<14} {:<9} {:>4} {:>10.3e} {:>7}",
+                "{:<16} {:<12} {:<14} {:<9} {:>4} {:>10.3e} {:>7}  {stage}",
                 t.id(),
                 t.model.name,
                 t.task.name,

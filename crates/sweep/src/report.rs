@@ -13,8 +13,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::adaptive::{Edge, Grid};
-use crate::config::{Metric, Protocol};
+use crate::adaptive::{self, Edge, Grid, StageKind};
+use crate::config::{Metric, Protocol, SweepConfig};
 use crate::grid::Method;
 use crate::plots;
 use crate::stats::{self, Bootstrap, Estimate, Table};
@@ -389,7 +389,33 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
             plots::curves(pair, settings, tmp)
         })?;
     }
-    Ok(summary(&pairs, &findings, settings, records.len()))
+    let mut summary = summary(&pairs, &findings, settings, records.len());
+    summary.push_str(&adaptive_summary(store));
+    Ok(summary)
+}
+
+/// For an adaptive sweep, how far its grid was extended: stages as its records plan them.
+fn adaptive_summary(store: &Store) -> String {
+    let Ok((config, _)) = SweepConfig::load(&store.dir().join("config.toml")) else {
+        return String::new();
+    };
+    if !config.adaptive.as_ref().is_some_and(|a| a.enabled) {
+        return String::new();
+    }
+    let stages = adaptive::stages(&config, |t| store.finished(&t.id()));
+    let rounds = stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::Extension(_)))
+        .count();
+    let added: usize = stages.iter().skip(1).map(|s| s.trials.len()).sum();
+    let listed: Vec<String> = stages
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.trials.len()))
+        .collect();
+    format!(
+        "adaptive: the grid was extended in {rounds} round(s), {added} trials added (stages: {})\n",
+        listed.join(", ")
+    )
 }
 
 /// What a sweep says as a whole: the best ratios and the LoRA+ gain, with their uncertainty.

@@ -1,6 +1,7 @@
 //! Running a sweep: skip finished trials, pretrain the bases, run the rest in parallel, write
 //! each record as soon as it exists, and report.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -13,9 +14,10 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive;
 use crate::config::{DeviceChoice, SweepConfig};
 use crate::data::{DataCache, InputShape};
-use crate::grid::{self, TrialSpec};
+use crate::grid::TrialSpec;
 use crate::report::{self, ReportSettings};
 use crate::shard::Shard;
 use crate::stacking::{self, GroupSize};
@@ -24,6 +26,7 @@ use crate::train::Status;
 use crate::trial::{
     BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, load_checkpoints, pretrain_bases, run_group,
 };
+use crate::zoo::Classifier;
 
 /// The autodiff device for a config's choice.
 pub fn device(choice: DeviceChoice) -> Result<Device> {
@@ -72,25 +75,37 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         shard,
         retry_failed,
     } = options;
-    let trials = grid::expand(config);
-    let owned: Vec<&TrialSpec> = match shard {
-        Some(shard) => shard.select(&trials),
-        None => trials.iter().collect(),
-    };
     let store = Store::at(out);
-    let pending: Vec<&TrialSpec> = owned
-        .iter()
-        .copied()
-        .filter(|t| !is_done(&store.state(&t.id()), retry_failed))
-        .collect();
+    // The trials this process owns, stage by stage (see `adaptive::stages`), and those of them
+    // still to run.
+    let plan = || -> (Vec<TrialSpec>, Vec<TrialSpec>) {
+        let stages = adaptive::stages(config, |t| match store.state(&t.id()) {
+            RecordState::Finished(record) => Some(*record),
+            _ => None,
+        });
+        let owned: Vec<TrialSpec> = stages
+            .iter()
+            .flat_map(|stage| match shard {
+                Some(shard) => shard.select(&stage.trials).into_iter().cloned().collect(),
+                None => stage.trials.clone(),
+            })
+            .collect();
+        let pending = owned
+            .iter()
+            .filter(|t| !is_done(&store.state(&t.id()), retry_failed))
+            .cloned()
+            .collect();
+        (owned, pending)
+    };
+    let (owned, mut pending) = plan();
 
     // Everything the trials read is read and checked before anything is written, so a bad
     // data file, checkpoint or tokenizer leaves `out` as it was.
-    let pending_specs: Vec<TrialSpec> = pending.iter().map(|t| (*t).clone()).collect();
-    let data = DataCache::load(&pending_specs, &|line| eprintln!("{line}"))?;
-    check_adapters_fit(config, &pending_specs, &data)?;
+    let log = |line: String| eprintln!("{line}");
+    let mut data = DataCache::load(&pending, &log)?;
+    check_adapters_fit(config, &pending, &data)?;
     let device = device(config.device)?;
-    let mut bases = load_checkpoints(&pending_specs, &data, &device, &|line| eprintln!("{line}"))?;
+    let mut bases = load_checkpoints(&pending, &data, &device, &log)?;
 
     store.create()?;
     write_atomic(&out.join("config.toml"), config_text.as_bytes())?;
@@ -101,12 +116,6 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         protocol: config.protocol,
     };
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
-    for spec in &pending {
-        if let RecordState::Corrupt(why) = store.state(&spec.id()) {
-            eprintln!("warning: {why}; moved aside to .json.corrupt, the trial runs again");
-            store.quarantine(&spec.id())?;
-        }
-    }
 
     let started = Instant::now();
     let progress = Progress::new(owned.len(), owned.len() - pending.len());
@@ -119,103 +128,133 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         pending.len(),
         out.display()
     ));
-
-    let mut ran = 0;
-    if !pending.is_empty() {
-        pretrain_bases(
-            &pending_specs,
-            &store,
-            &data,
-            &device,
-            &|line| progress.log(line),
-            &mut bases,
-        )?;
-        let budget = match config.device {
-            DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(jobs),
-            // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
-            DeviceChoice::Wgpu => 16 << 30,
-        };
-        let groups = stacking::groups(&pending, |spec| match config.group_size {
-            GroupSize::Trials(n) => n,
-            GroupSize::Auto => {
-                let shape = InputShape::of(&spec.task.kind, data.get(&spec.task, &spec.model));
-                let bytes = stacking::member_bytes(spec, &shape).unwrap_or(usize::MAX);
-                stacking::auto_group_size(bytes, budget, usize::MAX)
+    let (mut owned_count, mut ran) = (owned.len(), 0);
+    while !pending.is_empty() {
+        for spec in &pending {
+            if let RecordState::Corrupt(why) = store.state(&spec.id()) {
+                progress.log(format!(
+                    "warning: {why}; moved aside to .json.corrupt, the trial runs again"
+                ));
+                store.quarantine(&spec.id())?;
             }
-        });
-        progress.log(format!(
-            "{} trials in {} stacked group(s) of up to {} (group_size {})",
-            pending.len(),
-            groups.len(),
-            groups.iter().map(Vec::len).max().unwrap_or(0),
-            match config.group_size {
-                GroupSize::Auto => "auto".to_string(),
-                GroupSize::Trials(n) => n.to_string(),
-            }
-        ));
-        // `jobs` groups run at once, each on its own thread; their tensor operations share
-        // rayon's global pool, so even one job uses every core. (Running them inside a
-        // `jobs`-thread rayon pool would confine their tensor work to that pool.)
-        let next = AtomicUsize::new(0);
-        let run_count = AtomicUsize::new(0);
-        let failures = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.min(groups.len()) {
-                scope.spawn(|| {
-                    while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let (claims, group) = match claim_unfinished(&store, group, retry_failed) {
-                            Ok(claimed) => claimed,
-                            Err(error) => {
-                                failures.lock().unwrap().push(format!("{error:#}"));
-                                continue;
-                            }
-                        };
-                        let Some(spec) = group.first() else { continue };
-                        let base = &bases[&BaseInfo::of(spec).key()];
-                        let data = data.get(&spec.task, &spec.model);
-                        for record in run_guarded(&group, &device, || run_group(&group, base, data, &device)) {
-                            if let Err(error) = store.save(&record) {
-                                failures
-                                    .lock()
-                                    .unwrap()
-                                    .push(format!("trial {}: {error:#}", record.trial_id));
-                            }
-                            run_count.fetch_add(1, Ordering::Relaxed);
-                            progress.finished(&record);
-                        }
-                        drop(claims);
-                    }
-                });
-            }
-        });
-        progress.done();
-        ran = run_count.into_inner();
-        let failures = failures.into_inner().unwrap();
-        anyhow::ensure!(
-            failures.is_empty(),
-            "some records could not be written:\n{}",
-            failures.join("\n")
-        );
+        }
+        pretrain_bases(&pending, &store, &data, &device, &|line| progress.log(line), &mut bases)?;
+        let run = run_trials(config, &store, &pending, (&data, &bases, &device), options, &progress)?;
+        ran += run;
+        // Results may extend the grid (`[adaptive]`); trials another process holds are left
+        // to it.
+        let (owned, next) = plan();
+        if run == 0 || next.is_empty() {
+            break;
+        }
+        progress.grow(owned.len() - owned_count);
+        owned_count = owned.len();
+        progress.log(format!("{} more trials planned from the results so far", next.len()));
+        data.add(&next, &|line| progress.log(line))?;
+        check_adapters_fit(config, &next, &data)?;
+        let missing: Vec<TrialSpec> = next
+            .iter()
+            .filter(|t| !bases.contains_key(&BaseInfo::of(t).key()))
+            .cloned()
+            .collect();
+        bases.extend(load_checkpoints(&missing, &data, &device, &|line| progress.log(line))?);
+        pending = next;
     }
+    progress.done();
     record_run(
         out,
         config,
         &device,
-        (owned.len(), ran),
+        (owned_count, ran),
         options,
         started.elapsed().as_secs_f64(),
     )?;
     match shard {
         Some(shard) => Ok(format!(
-            "shard {shard}: {} of its {} trials finished here ({} were finished before)\n\
+            "shard {shard}: {ran} of its {owned_count} trials finished here\n\
              once every shard is done: loraplus report {dir}   (progress: loraplus status {dir})\n",
-            ran,
-            owned.len(),
-            owned.len() - pending.len(),
             dir = out.display()
         )),
         None => report::write_reports(&store, &settings),
     }
+}
+
+/// Runs `pending` in stacked groups, `options.jobs` groups at a time, saving each record as it
+/// comes; returns how many trials ran (those another process holds are skipped).
+fn run_trials(
+    config: &SweepConfig,
+    store: &Store,
+    pending: &[TrialSpec],
+    (data, bases, device): (&DataCache, &BTreeMap<String, Classifier>, &Device),
+    options: SweepOptions,
+    progress: &Progress,
+) -> Result<usize> {
+    let budget = match config.device {
+        DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(options.jobs),
+        // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
+        DeviceChoice::Wgpu => 16 << 30,
+    };
+    let pending: Vec<&TrialSpec> = pending.iter().collect();
+    let groups = stacking::groups(&pending, |spec| match config.group_size {
+        GroupSize::Trials(n) => n,
+        GroupSize::Auto => {
+            let shape = InputShape::of(&spec.task.kind, data.get(&spec.task, &spec.model));
+            let bytes = stacking::member_bytes(spec, &shape).unwrap_or(usize::MAX);
+            stacking::auto_group_size(bytes, budget, usize::MAX)
+        }
+    });
+    progress.log(format!(
+        "{} trials in {} stacked group(s) of up to {} (group_size {})",
+        pending.len(),
+        groups.len(),
+        groups.iter().map(Vec::len).max().unwrap_or(0),
+        match config.group_size {
+            GroupSize::Auto => "auto".to_string(),
+            GroupSize::Trials(n) => n.to_string(),
+        }
+    ));
+    // `jobs` groups run at once, each on its own thread; their tensor operations share
+    // rayon's global pool, so even one job uses every core. (Running them inside a
+    // `jobs`-thread rayon pool would confine their tensor work to that pool.)
+    let next = AtomicUsize::new(0);
+    let run_count = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.min(groups.len()) {
+            scope.spawn(|| {
+                while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (claims, group) = match claim_unfinished(store, group, options.retry_failed) {
+                        Ok(claimed) => claimed,
+                        Err(error) => {
+                            failures.lock().unwrap().push(format!("{error:#}"));
+                            continue;
+                        }
+                    };
+                    let Some(spec) = group.first() else { continue };
+                    let base = &bases[&BaseInfo::of(spec).key()];
+                    let data = data.get(&spec.task, &spec.model);
+                    for record in run_guarded(&group, device, || run_group(&group, base, data, device)) {
+                        if let Err(error) = store.save(&record) {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("trial {}: {error:#}", record.trial_id));
+                        }
+                        run_count.fetch_add(1, Ordering::Relaxed);
+                        progress.finished(&record);
+                    }
+                    drop(claims);
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    anyhow::ensure!(
+        failures.is_empty(),
+        "some records could not be written:\n{}",
+        failures.join("\n")
+    );
+    Ok(run_count.into_inner())
 }
 
 /// Checks adapters against the input sizes of tasks that state them only in their files
@@ -384,7 +423,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// A progress bar on a terminal; one log line per finished trial otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
-    total: usize,
+    total: AtomicUsize,
     done: Mutex<(usize, Option<(f64, String)>)>,
     started: Instant,
 }
@@ -405,9 +444,17 @@ impl Progress {
         });
         Self {
             bar,
-            total,
+            total: AtomicUsize::new(total),
             done: Mutex::new((already_done, None)),
             started: Instant::now(),
+        }
+    }
+
+    /// More trials to run than planned (an adaptive sweep's next stage).
+    fn grow(&self, more: usize) {
+        let total = self.total.fetch_add(more, Ordering::Relaxed) + more;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
         }
     }
 
@@ -452,7 +499,7 @@ impl Progress {
         let line = format!(
             "[{}/{}] {} {}/{} {method} eta_A {:.2e} ratio {} seed {}: test {}{status} ({:.1}s)",
             done.0,
-            self.total,
+            self.total.load(Ordering::Relaxed),
             record.trial_id,
             spec.model.name,
             spec.task.name,
@@ -479,7 +526,7 @@ impl Progress {
         eprintln!(
             "{} of {} trials finished in {:.1}s",
             done.0,
-            self.total,
+            self.total.load(Ordering::Relaxed),
             self.started.elapsed().as_secs_f64()
         );
     }
@@ -492,7 +539,7 @@ mod tests {
     #[test]
     fn a_panicking_or_failing_group_becomes_failed_records() {
         let config = crate::config::tiny_config(1);
-        let trials = grid::expand(&config);
+        let trials = crate::grid::expand(&config);
         let group: Vec<&TrialSpec> = trials.iter().collect();
         let device = Device::flex();
         let panicked = run_guarded(&group, &device, || panic!("index out of bounds: 7 >= 3"));

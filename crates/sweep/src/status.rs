@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::adaptive;
 use crate::config::SweepConfig;
-use crate::grid;
+use crate::grid::TrialSpec;
 use crate::runner::read_manifest;
 use crate::shard::{self, range_list};
 use crate::store::{RecordState, Store};
@@ -19,8 +20,10 @@ pub struct SweepStatus {
     pub name: String,
     /// The directory.
     pub dir: PathBuf,
-    /// Trials in the config.
+    /// Trials in the config, and in the stages an adaptive sweep added from its results.
     pub total: usize,
+    /// Each stage's name and trial count (the grid alone, unless the config is adaptive).
+    pub stages: Vec<(String, usize)>,
     /// Finished normally.
     pub done: usize,
     /// Finished as diverged (a result).
@@ -42,7 +45,11 @@ pub struct SweepStatus {
 pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
     let store = Store::existing(dir)?;
     let (config, _) = SweepConfig::load(&dir.join("config.toml"))?;
-    let trials = grid::expand(&config);
+    let stages = adaptive::stages(&config, |t| match store.state(&t.id()) {
+        RecordState::Finished(record) => Some(*record),
+        _ => None,
+    });
+    let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     let count = shards.or_else(|| {
         read_manifest(dir)?
             .runs
@@ -50,11 +57,18 @@ pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
             .rev()
             .find_map(|run| run.shard.map(|s| s.count))
     });
-    let owners = count.map(|count| shard::assignment(&trials, count));
+    // Shards own a slice of every stage.
+    let owners: Option<Vec<usize>> = count.map(|count| {
+        stages
+            .iter()
+            .flat_map(|stage| shard::assignment(&stage.trials, count))
+            .collect()
+    });
     let mut status = SweepStatus {
         name: config.name.clone(),
         dir: dir.to_path_buf(),
         total: trials.len(),
+        stages: stages.iter().map(|s| (s.kind.to_string(), s.trials.len())).collect(),
         ..Default::default()
     };
     let mut missing_shards = Vec::new();
@@ -90,6 +104,10 @@ impl SweepStatus {
 impl fmt::Display for SweepStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} trials in {}", self.name, self.total, self.dir.display())?;
+        if self.stages.len() > 1 {
+            let stages: Vec<String> = self.stages.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+            writeln!(f, "stages so far: {}", stages.join(", "))?;
+        }
         let corrupt = if self.corrupt > 0 {
             format!(" ({} with a corrupt record)", self.corrupt)
         } else {
