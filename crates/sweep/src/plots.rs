@@ -82,8 +82,8 @@ fn exp_label(v: &f64) -> String {
 
 /// Accuracy over (eta_A, eta_B) on log axes. Each (eta_A, lambda) cell is drawn where it lies in
 /// that plane, so rows of constant lambda run parallel to the eta_B = eta_A diagonal (lambda = 1).
-/// The best cell has a thick red border (orange, and named in the title, when it is on the
-/// grid's edge); cells that did not learn, diverged or failed are grey and labelled.
+/// The best cell has a thick red border (orange, with the edge named in the legend, when it is
+/// on the grid's edge); cells that did not learn, diverged or failed are grey and labelled.
 pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()> {
     register_embedded_font();
     let metric = settings.ranking_metric();
@@ -112,17 +112,13 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()
     let err = plot_error(path);
     root.fill(&WHITE).map_err(&err)?;
     let (plot_area, legend_area) = root.split_horizontally(880);
-    let mut title = format!(
+    let title = format!(
         "{}/{}{}: {} over (eta_A, eta_B)",
         pair.model,
         pair.task,
         label_suffix(pair),
         metric_name(metric)
     );
-    if !edges.is_empty() {
-        let edges: Vec<String> = edges.iter().map(Edge::to_string).collect();
-        title.push_str(&format!(" - best on grid edge: {}", edges.join(", ")));
-    }
     let best_color = if edges.is_empty() { RED } else { RGBColor(255, 140, 0) };
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, (FONT, 22))
@@ -198,9 +194,10 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()
         )
         .map_err(&err)?
         .label(if edges.is_empty() {
-            "best cell"
+            "best cell".to_string()
         } else {
-            "best cell (on the grid's edge)"
+            let edges: Vec<String> = edges.iter().map(Edge::to_string).collect();
+            format!("best cell, on the grid's edge: {}", edges.join(", "))
         })
         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], best_color.stroke_width(3)));
     let centered = plotters::style::text_anchor::Pos::new(
