@@ -99,33 +99,8 @@ enum Command {
         /// Output directory (the scripts go to OUT/slurm). Default: runs/<config file stem>.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Array tasks. Default: one per family of stackable trials.
-        #[arg(long)]
-        shards: Option<usize>,
-        /// At most this many tasks at once.
-        #[arg(long)]
-        max_running: Option<usize>,
-        /// Slurm partition.
-        #[arg(long)]
-        partition: Option<String>,
-        /// GPUs per task.
-        #[arg(long)]
-        gpus: Option<usize>,
-        /// Time limit per task, e.g. 02:00:00.
-        #[arg(long)]
-        time: Option<String>,
-        /// CPUs per task.
-        #[arg(long)]
-        cpus_per_task: Option<usize>,
-        /// Memory per task, e.g. 16G.
-        #[arg(long)]
-        mem: Option<String>,
-        /// The compute device of every task, instead of the config's.
-        #[arg(long, value_enum)]
-        device: Option<DeviceChoice>,
-        /// A further #SBATCH option for both scripts, e.g. --sbatch=--account=abc (repeatable).
-        #[arg(long = "sbatch", allow_hyphen_values = true)]
-        sbatch: Vec<String>,
+        #[command(flatten)]
+        options: SlurmOptions,
     },
     /// Time a config's first group of stackable trials, one by one and stacked, and print
     /// trials per hour for both.
@@ -230,32 +205,9 @@ fn run(command: Command) -> Result<()> {
             println!("\nmerged results and reports in {}", out.display());
             Ok(())
         }
-        Command::Slurm {
-            config,
-            out,
-            shards,
-            max_running,
-            partition,
-            gpus,
-            time,
-            cpus_per_task,
-            mem,
-            device,
-            sbatch,
-        } => {
+        Command::Slurm { config, out, options } => {
             let (parsed, _) = SweepConfig::load(&config)?;
             let out = out.unwrap_or_else(|| default_out(&config));
-            let options = SlurmOptions {
-                shards,
-                max_running,
-                partition,
-                gpus,
-                time,
-                cpus_per_task,
-                mem,
-                device,
-                extra: sbatch,
-            };
             let binary = std::env::current_exe().context("cannot locate the loraplus binary")?;
             let scripts = slurm::write_scripts(&config, &parsed, &out, &binary, &options)?;
             println!(

@@ -23,26 +23,36 @@ use crate::stacking;
 use crate::store::write_atomic;
 use crate::trial::CODE_VERSION;
 
-/// What the array asks of the cluster. Unset: the cluster's defaults.
-#[derive(Debug, Clone, Default)]
+/// What the array asks of the cluster (`loraplus slurm`'s options). Unset: the cluster's
+/// defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SlurmOptions {
-    /// Array tasks. Default: one per family of stackable trials (see [`default_shards`]).
+    /// Array tasks. Default: one per family of stackable trials.
+    #[arg(long)]
     pub shards: Option<usize>,
     /// At most this many tasks at once (`--array=...%M`).
+    #[arg(long)]
     pub max_running: Option<usize>,
-    /// `--partition`.
+    /// Slurm partition.
+    #[arg(long)]
     pub partition: Option<String>,
-    /// `--gpus` per task.
+    /// GPUs per task.
+    #[arg(long)]
     pub gpus: Option<usize>,
-    /// `--time` per task, e.g. `02:00:00`.
+    /// Time limit per task, e.g. 02:00:00.
+    #[arg(long)]
     pub time: Option<String>,
-    /// `--cpus-per-task`.
+    /// CPUs per task.
+    #[arg(long)]
     pub cpus_per_task: Option<usize>,
-    /// `--mem` per task, e.g. `16G`.
+    /// Memory per task, e.g. 16G.
+    #[arg(long)]
     pub mem: Option<String>,
-    /// The device each task sweeps on, instead of the config's.
+    /// The compute device of every task, instead of the config's.
+    #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
-    /// Further `#SBATCH` lines for both scripts, e.g. `--account=abc`.
+    /// A further #SBATCH option for both scripts, e.g. --sbatch=--account=abc (repeatable).
+    #[arg(long = "sbatch", allow_hyphen_values = true)]
     pub extra: Vec<String>,
 }
 
