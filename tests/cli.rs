@@ -402,5 +402,15 @@ fn an_adaptive_sweep_extends_a_grid_that_misses_the_optimum_until_it_is_inside()
     let planned = loraplus(&["plan", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let planned = String::from_utf8_lossy(&planned.stdout);
     assert!(planned.contains(&format!("extension {rounds} ")), "{planned}");
-    assert_eq!(records(&out).len(), results(&out).len());
+    let all = records(&out).len();
+    assert_eq!(all, results(&out).len());
+
+    // Merging keeps the extension trials: they are trials of the sweep, planned from its records.
+    let merged = dir.path().join("merged");
+    let output = loraplus(&["merge", out.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(&format!("merged {all} trial records (0 missing)")),
+        "{text}"
+    );
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::adaptive;
 use crate::config::SweepConfig;
 use crate::grid;
 use crate::report::{self, ReportSettings};
@@ -36,7 +37,7 @@ pub struct MergeSummary {
 struct Source {
     dir: PathBuf,
     config_text: String,
-    seeds: Vec<u64>,
+    config: SweepConfig,
     trial_ids: BTreeSet<String>,
     records: Vec<TrialRecord>,
 }
@@ -50,8 +51,8 @@ impl Source {
         Ok(Self {
             dir: dir.to_path_buf(),
             config_text,
-            seeds: config.seeds.clone(),
             trial_ids: grid::expand(&config).iter().map(|t| t.id()).collect(),
+            config,
             records: store.records()?,
         })
     }
@@ -79,6 +80,14 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     let read: Vec<Source> = dirs.iter().map(|d| Source::read(d)).collect::<Result<_>>()?;
     let first = &read[0];
     for other in &read[1..] {
+        if other.config.adaptive != first.config.adaptive {
+            bail!(
+                "{} and {} extend their grids differently (their [adaptive] sections differ); merge only \
+                 directories of one config",
+                first.dir.display(),
+                other.dir.display()
+            );
+        }
         if other.trial_ids != first.trial_ids {
             let only_first = first.trial_ids.difference(&other.trial_ids).count();
             let only_other = other.trial_ids.difference(&first.trial_ids).count();
@@ -96,13 +105,9 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     }
 
     let mut kept: BTreeMap<String, TrialRecord> = BTreeMap::new();
-    let (mut duplicates, mut conflicts, mut foreign) = (0, Vec::new(), 0);
+    let (mut duplicates, mut conflicts) = (0, Vec::new());
     for source in &read {
         for record in &source.records {
-            if !first.trial_ids.contains(&record.trial_id) {
-                foreign += 1;
-                continue;
-            }
             let Some(existing) = kept.get(&record.trial_id) else {
                 kept.insert(record.trial_id.clone(), record.clone());
                 continue;
@@ -122,6 +127,12 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
             }
         }
     }
+    // The sweep's trials: its grid and, if it is adaptive, the stages the merged records plan.
+    let stages = adaptive::stages(&first.config, |t| kept.get(&t.id()).cloned());
+    let trial_ids: BTreeSet<String> = stages.iter().flat_map(|s| s.trials.iter().map(|t| t.id())).collect();
+    let before = kept.len();
+    kept.retain(|id, _| trial_ids.contains(id));
+    let foreign = before - kept.len();
 
     let store = Store::open(out)?;
     write_atomic(&out.join("config.toml"), first.config_text.as_bytes())?;
@@ -143,7 +154,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
         let mut manifest = read_manifest(out).unwrap_or_else(|| Manifest {
             name: settings.name.clone(),
             config: "config.toml".into(),
-            seeds: first.seeds.clone(),
+            seeds: first.config.seeds.clone(),
             runs: Vec::new(),
             merged_from: Vec::new(),
         });
@@ -157,7 +168,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     })?;
     Ok(MergeSummary {
         records: kept.len(),
-        missing: first.trial_ids.len() - kept.len(),
+        missing: trial_ids.len() - kept.len(),
         duplicates,
         conflicts,
         foreign,
