@@ -6,11 +6,16 @@
 //! - `burn apply_lora`: Burn's own LoRA on the same weights, which forms `W0 + s A B` in the graph;
 //!
 //! on Burn's flex and ndarray CPU backends. Variants run round-robin so that machine noise hits
-//! them alike; each figure is the median over the timed rounds.
+//! them alike; each figure is the median over the timed rounds. Each backend's table starts with
+//! its measured GEMM peak (the FFN's matmul shape, and a square one), and each variant's
+//! achieved GFLOP/s counts a step's matmul work: forward F, plus F for the activations' gradients,
+//! plus F more for the weights' gradients when every weight trains (so 2F for LoRA, 3F for full).
 //!
 //! ```text
-//! cargo bench -p loraplus-optim --bench train_step [-- --rounds 5]
+//! cargo bench --workspace --bench train_step [-- --rounds 5] [--backend flex] [--variant lora+ ...] [--brief]
 //! ```
+//!
+//! `--brief` prints only `variant ms/step samples/s` lines, for `scripts/bench/vs-peft.sh`.
 
 use std::time::Instant;
 
@@ -40,23 +45,92 @@ struct Variant {
     millis: Vec<[f64; 3]>,
 }
 
+/// Command-line options (after `--` of `cargo bench`).
+struct Options {
+    rounds: usize,
+    backends: Vec<String>,
+    variants: Vec<String>,
+    brief: bool,
+}
+
+impl Options {
+    fn parse() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let values =
+            |flag: &str| -> Vec<String> { args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect() };
+        Self {
+            rounds: values("--rounds")
+                .first()
+                .map(|r| r.parse().expect("--rounds takes a number"))
+                .unwrap_or(5),
+            backends: values("--backend"),
+            variants: values("--variant"),
+            brief: args.iter().any(|a| a == "--brief"),
+        }
+    }
+}
+
+/// Matmul FLOPs of one forward pass at this size (projections, FFN, attention scores and
+/// values; embeddings, norms and the head are negligible).
+fn forward_flops() -> f64 {
+    let (tokens, d, ff, layers) = ((BATCH * SEQ) as f64, 384.0, 1536.0, 6.0);
+    let per_layer = 2.0 * tokens * (4.0 * d * d + 2.0 * d * ff) + 2.0 * 2.0 * tokens * SEQ as f64 * d;
+    layers * per_layer
+}
+
+/// GFLOP/s of `[m, k] x [k, n]` matmuls on `device`, median of 5 after a warm-up.
+fn gemm_gflops(device: &Device, m: usize, k: usize, n: usize) -> f64 {
+    let a = Tensor::<2>::ones([m, k], device);
+    let b = Tensor::<2>::ones([k, n], device);
+    let mut times = Vec::new();
+    for round in 0..6 {
+        let started = Instant::now();
+        let c = a.clone().matmul(b.clone());
+        let _ = c.into_data();
+        if round > 0 {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (m * k * n) as f64 / median(&times) / 1e9
+}
+
 fn main() {
-    let rounds = std::env::args()
-        .skip_while(|a| a != "--rounds")
-        .nth(1)
-        .map(|r| r.parse().expect("--rounds takes a number"))
-        .unwrap_or(5);
-    println!("train step, BERT 6x384 (MiniLM size), batch {BATCH} x seq {SEQ}, median of {rounds} rounds\n");
-    println!(
-        "{:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
-        "backend", "variant", "ms/step", "forward", "backward", "optim", "samples/s", "trainable", "vs full"
-    );
+    let options = Options::parse();
+    let rounds = options.rounds;
+    if !options.brief {
+        println!("train step, BERT 6x384 (MiniLM size), batch {BATCH} x seq {SEQ}, median of {rounds} rounds");
+        println!("matmul work per forward pass F = {:.1} GFLOP\n", forward_flops() / 1e9);
+    }
     #[allow(deprecated)] // ndarray is deprecated upstream, but the comparison is the point.
     let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
     for (backend, device) in backends {
+        if !options.backends.is_empty() && !options.backends.iter().any(|b| b == backend) {
+            continue;
+        }
+        if !options.brief {
+            println!(
+                "{backend}: GEMM peak {:.0} GFLOP/s ({BATCH}*{SEQ} x 384 x 1536), {:.0} GFLOP/s (1024^3)",
+                gemm_gflops(&device, BATCH * SEQ, 384, 1536),
+                gemm_gflops(&device, 1024, 1024, 1024)
+            );
+            println!(
+                "{:<8} {:<16} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10} {:>8}",
+                "backend",
+                "variant",
+                "ms/step",
+                "forward",
+                "backward",
+                "optim",
+                "samples/s",
+                "GFLOP/s",
+                "trainable",
+                "vs full"
+            );
+        }
         let device = device.autodiff();
         let batch = random_batch(&device);
         let mut variants = variants(&device);
+        variants.retain(|v| options.variants.is_empty() || options.variants.iter().any(|n| n == v.name));
         for round in 0..=rounds {
             for variant in &mut variants {
                 let model = variant.model.take().unwrap();
@@ -70,19 +144,28 @@ fn main() {
         }
         let phase = |v: &Variant, i: usize| median(&v.millis.iter().map(|p| p[i]).collect::<Vec<f64>>());
         let total = |v: &Variant| median(&v.millis.iter().map(|p| p.iter().sum()).collect::<Vec<f64>>());
-        let full = total(variants.iter().find(|v| v.name == "full").unwrap());
+        let full = variants.iter().find(|v| v.name == "full").map(total);
         for v in &variants {
             let ms = total(v);
-            let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
             let samples = BATCH as f64 / (ms / 1e3);
+            if options.brief {
+                println!("{} {ms:.1} {samples:.2}", v.name);
+                continue;
+            }
+            let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
+            let passes = if v.name == "full" { 3.0 } else { 2.0 };
+            let gflops = passes * forward_flops() / (ms / 1e3) / 1e9;
             println!(
-                "{backend:<8} {:<16} {ms:>9.1} {:>9.1} {:>9.1} {:>9.1} {samples:>10.1} {trainable:>10} {:>7.2}x",
+                "{backend:<8} {:<16} {ms:>9.1} {:>9.1} {:>9.1} {:>9.1} {samples:>10.1} {gflops:>8.0} {trainable:>10} {:>7}",
                 v.name,
                 phase(v, 0),
                 phase(v, 1),
                 phase(v, 2),
-                ms / full
+                full.map(|f| format!("{:.2}x", ms / f)).unwrap_or_default()
             );
+        }
+        if !options.brief {
+            println!();
         }
     }
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Train-step speed against PyTorch + PEFT, side by side on this machine:
+#
+#   scripts/bench/vs-peft.sh [ROUNDS]     (default 5)
+#
+# The same workload on both sides: all-MiniLM-L6-v2 size, fp32, CPU, batch 32 x seq 64, dropout
+# 0.1, one AdamW step; LoRA r = 8 on query/value with LoRA+ (ratio 16), and full fine-tuning.
+# Each round runs ours (`cargo bench --bench train_step`, Burn's flex backend) and the peer
+# (scripts/bench/peft_step.py) one after the other, so machine noise hits both alike; the table
+# gives the median over rounds of each side's median step, as samples/s, and their ratios.
+#
+# The peer's packages (pinned in scripts/bench/requirements.txt) go into a throwaway virtual
+# environment, target/bench-venv (set BENCH_VENV to put it elsewhere); the first run downloads
+# PyTorch (a few GB with its CUDA libraries, unused here).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-5}
+venv=${BENCH_VENV:-target/bench-venv}
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import peft, transformers, torch" 2>/dev/null; then
+  echo "installing the peer into $venv (scripts/bench/requirements.txt)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/bench/requirements.txt
+fi
+scripts/fetch-data.sh >/dev/null
+cargo bench --workspace --bench train_step --no-run 2>/dev/null
+
+ours() { cargo bench --quiet --workspace --bench train_step -- --rounds 3 --backend flex --variant lora+ --variant full --brief 2>/dev/null; }
+peer() { "$venv/bin/python" scripts/bench/peft_step.py --mode "$1" --steps 3; }
+
+declare -A ms
+for round in $(seq "$rounds"); do
+  while read -r variant step _; do
+    case $variant in lora+) ms[ours_lora]+="$step " ;; full) ms[ours_full]+="$step " ;; esac
+  done < <(ours)
+  for mode in lora full; do
+    read -r _ step _ < <(peer "$mode")
+    ms[peer_$mode]+="$step "
+  done
+  echo "round $round/$rounds done" >&2
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A med
+for key in ours_lora ours_full peer_lora peer_full; do
+  med[$key]=$(echo "${ms[$key]}" | median)
+done
+
+python3 - "${med[ours_lora]}" "${med[ours_full]}" "${med[peer_lora]}" "${med[peer_full]}" "$rounds" <<'PY'
+import os, platform, sys
+ours_lora, ours_full, peer_lora, peer_full, rounds = map(float, sys.argv[1:])
+sps = lambda ms: 32 / (ms / 1000)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+print(f"train step, MiniLM size, batch 32 x seq 64, fp32, {os.cpu_count()} cores ({cpu}); medians of {int(rounds)} rounds\n")
+print(f"{'workload':<12} {'ours ms':>9} {'peft ms':>9} {'ours samples/s':>15} {'peft samples/s':>15} {'ours / peft':>12}")
+for name, ours, peer in [("LoRA+ r=8", ours_lora, peer_lora), ("full FT", ours_full, peer_full)]:
+    print(f"{name:<12} {ours:>9.1} {peer:>9.1} {sps(ours):>15.1} {sps(peer):>15.1} {sps(ours) / sps(peer):>11.2}x")
+print(f"\nLoRA+ step / full step: ours {ours_lora / ours_full:.2f}x, peft {peer_lora / peer_full:.2f}x")
+PY
