@@ -131,10 +131,15 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], expected: u32, kind: &str) -> Res
             ))
         })?;
     let data = &bytes[4 * (1 + n_dims)..];
-    let expected_len: usize = dims.iter().product();
-    if data.len() != expected_len {
+    // Checked: three u32 sizes can multiply past usize::MAX.
+    let expected_len = dims.iter().try_fold(1_usize, |len, &dim| len.checked_mul(dim));
+    if expected_len != Some(data.len()) {
+        let expected = expected_len.map_or_else(
+            || format!("more than {} bytes", usize::MAX),
+            |len| format!("{len} bytes"),
+        );
         return Err(invalid(format!(
-            "header gives dimensions {dims:?}, that is {expected_len} bytes of data, but {} follow",
+            "header gives dimensions {dims:?}, that is {expected} of data, but {} follow",
             data.len()
         )));
     }
