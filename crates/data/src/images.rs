@@ -77,6 +77,14 @@ pub fn idx_from_bytes(images: &Path, image_bytes: &[u8], labels: &Path, label_by
             path: images.to_owned(),
         });
     }
+    if rows == 0 || cols == 0 {
+        return Err(DataError::Idx {
+            path: images.to_owned(),
+            message: format!(
+                "images have {rows} rows and {cols} columns of pixels; an image needs at least one of each"
+            ),
+        });
+    }
     Ok(Images {
         pixels: image_data.iter().map(|&pixel| f32::from(pixel) / 255.0).collect(),
         dim: rows * cols,

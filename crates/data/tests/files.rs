@@ -311,6 +311,19 @@ fn idx_dimensions_whose_product_overflows_are_an_error() {
     );
 }
 
+#[test]
+fn idx_images_without_pixels_are_an_error() {
+    // Found by the `images` fuzz target's check that every image has a pixel: 2 images of 0 rows
+    // and 5 columns read as 2 empty vectors.
+    let images = idx(0x803, &[2, 0, 5], &[]);
+    let labels = idx(0x801, &[2], &[7, 3]);
+    let error = idx_from_bytes(Path::new("images"), &images, Path::new("labels"), &labels).unwrap_err();
+    assert_contains(
+        &message(error, "images"),
+        &["0 rows and 5 columns", "at least one of each"],
+    );
+}
+
 /// Counts per label, for printing.
 fn counts(labels: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
