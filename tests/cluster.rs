@@ -247,18 +247,38 @@ fn repeated_kills_lose_nothing_and_the_resumed_sweep_matches_an_uninterrupted_on
             .spawn()
             .unwrap()
     };
-    // Six kills at times from inside pretraining to mid-trial; a fixed pseudo-random sequence,
-    // so a failure can be replayed.
+    // Six kills, each at a point of the sweep's own progress rather than of the clock (so a
+    // slow or busy machine kills at the same points): either after a pseudo-random 50-500 ms
+    // (during startup, pretraining or the first steps), or just after the next record lands
+    // plus 0-300 ms (mid-trial). A fixed sequence, so a failure can be replayed.
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut kills = 0;
-    for _ in 0..6 {
+    let mut next = || {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let delay = 100 + (state >> 33) % 2500;
+        state >> 33
+    };
+    let mut kills = 0;
+    for _ in 0..6 {
         let before = record_files(&killed);
+        if before.len() >= 24 {
+            break; // leave trials for the resume
+        }
+        let (after_a_record, delay) = (next() % 2 == 1, next() % 300);
         let mut child = sweep_killed();
-        std::thread::sleep(Duration::from_millis(delay));
+        let started = std::time::Instant::now();
+        if after_a_record {
+            while record_files(&killed).len() == before.len() && child.try_wait().unwrap().is_none() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(300),
+                    "the sweep made no progress"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(delay));
+        } else {
+            std::thread::sleep(Duration::from_millis(50 + delay * 3 / 2));
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;

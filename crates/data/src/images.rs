@@ -51,8 +51,14 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 pub fn read_idx(images: &Path, labels: &Path) -> Result<Images> {
     let image_bytes = read_maybe_gzipped(images)?;
     let label_bytes = read_maybe_gzipped(labels)?;
-    let (image_dims, image_data) = parse_idx(images, &image_bytes, IMAGES_MAGIC, "unsigned bytes in 3 dimensions")?;
-    let (label_dims, label_data) = parse_idx(labels, &label_bytes, LABELS_MAGIC, "unsigned bytes in 1 dimension")?;
+    idx_from_bytes(images, &image_bytes, labels, &label_bytes)
+}
+
+/// [`read_idx`] on the (gunzipped) contents of both files already in memory; the paths only name
+/// the files in errors.
+pub fn idx_from_bytes(images: &Path, image_bytes: &[u8], labels: &Path, label_bytes: &[u8]) -> Result<Images> {
+    let (image_dims, image_data) = parse_idx(images, image_bytes, IMAGES_MAGIC, "unsigned bytes in 3 dimensions")?;
+    let (label_dims, label_data) = parse_idx(labels, label_bytes, LABELS_MAGIC, "unsigned bytes in 1 dimension")?;
     let [n, rows, cols] = image_dims[..] else {
         unreachable!("parse_idx checked the magic number, which fixes 3 dimensions")
     };
@@ -69,6 +75,14 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Images> {
     if n == 0 {
         return Err(DataError::Empty {
             path: images.to_owned(),
+        });
+    }
+    if rows == 0 || cols == 0 {
+        return Err(DataError::Idx {
+            path: images.to_owned(),
+            message: format!(
+                "images have {rows} rows and {cols} columns of pixels; an image needs at least one of each"
+            ),
         });
     }
     Ok(Images {
@@ -125,10 +139,15 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], expected: u32, kind: &str) -> Res
             ))
         })?;
     let data = &bytes[4 * (1 + n_dims)..];
-    let expected_len: usize = dims.iter().product();
-    if data.len() != expected_len {
+    // Checked: three u32 sizes can multiply past usize::MAX.
+    let expected_len = dims.iter().try_fold(1_usize, |len, &dim| len.checked_mul(dim));
+    if expected_len != Some(data.len()) {
+        let expected = expected_len.map_or_else(
+            || format!("more than {} bytes", usize::MAX),
+            |len| format!("{len} bytes"),
+        );
         return Err(invalid(format!(
-            "header gives dimensions {dims:?}, that is {expected_len} bytes of data, but {} follow",
+            "header gives dimensions {dims:?}, that is {expected} of data, but {} follow",
             data.len()
         )));
     }
@@ -142,10 +161,16 @@ pub fn read_pixel_csv(path: &Path, label: LabelColumn) -> Result<Images> {
         path: path.to_owned(),
         source,
     })?;
+    pixel_csv_from_bytes(path, &bytes, label)
+}
+
+/// [`read_pixel_csv`] on the contents of a file already in memory; `path` only names the file in
+/// errors.
+pub fn pixel_csv_from_bytes(path: &Path, bytes: &[u8], label: LabelColumn) -> Result<Images> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(&bytes[..]);
+        .from_reader(bytes);
     let mut record = csv::ByteRecord::new();
     let mut images = Images {
         pixels: Vec::new(),

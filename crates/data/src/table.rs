@@ -110,9 +110,15 @@ pub fn read_rows(path: &Path, format: Option<TableFormat>, columns: &Columns) ->
         path: path.to_owned(),
         source,
     })?;
+    rows_from_bytes(path, &bytes, format, columns)
+}
+
+/// [`read_rows`] on the contents of a file already in memory; `path` only names the file in
+/// errors.
+pub fn rows_from_bytes(path: &Path, bytes: &[u8], format: TableFormat, columns: &Columns) -> Result<Vec<TextRow>> {
     // Editors on Windows prepend a byte-order mark; left in, it would become part of the first
     // column's name.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let rows = match format {
         TableFormat::Csv => read_delimited(path, bytes, b',', true, 0, columns)?,
         TableFormat::Tsv => read_delimited(path, bytes, b'\t', false, 0, columns)?,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use loraplus_data::{
-    Columns, DataError, LabelColumn, Labels, TableFormat, TextRow, read_idx, read_pixel_csv, read_rows,
+    Columns, DataError, LabelColumn, Labels, TableFormat, TextRow, idx_from_bytes, read_idx, read_pixel_csv, read_rows,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -288,6 +288,40 @@ fn idx_errors_name_the_file_and_what_is_expected() {
 
     let error = read_idx(&dir.path().join("absent"), &labels).unwrap_err();
     assert_contains(&message(error, "absent"), &["cannot read"]);
+}
+
+#[test]
+fn idx_dimensions_whose_product_overflows_are_an_error() {
+    // Found by `scripts/fuzz.sh` (target `images`): the byte count the header implies overflowed
+    // (a panic with overflow checks, a wrong size without).
+    let images = idx(
+        0x803,
+        &[0x6c00_0002, 0x400, 0x0200_4080],
+        &[0xff, 0x10, 0x20, 0x30, 0, 0, 0, 2],
+    );
+    let labels = idx(0x801, &[2], &[7, 3]);
+    let error = idx_from_bytes(Path::new("images"), &images, Path::new("labels"), &labels).unwrap_err();
+    assert_contains(
+        &message(error, "images"),
+        &[
+            "[1811939330, 1024, 33570944]",
+            "more than 18446744073709551615 bytes",
+            "8 follow",
+        ],
+    );
+}
+
+#[test]
+fn idx_images_without_pixels_are_an_error() {
+    // Found by the `images` fuzz target's check that every image has a pixel: 2 images of 0 rows
+    // and 5 columns read as 2 empty vectors.
+    let images = idx(0x803, &[2, 0, 5], &[]);
+    let labels = idx(0x801, &[2], &[7, 3]);
+    let error = idx_from_bytes(Path::new("images"), &images, Path::new("labels"), &labels).unwrap_err();
+    assert_contains(
+        &message(error, "images"),
+        &["0 rows and 5 columns", "at least one of each"],
+    );
 }
 
 /// Counts per label, for printing.

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::adaptive::AdaptiveConfig;
 use crate::data::{InputShape, TaskKind};
+use crate::grid::{self, MAX_TRIALS};
 use crate::stacking::GroupSize;
-use crate::zoo::ModelKind;
+use crate::zoo::{MAX_PARAMETERS, ModelKind};
 
 /// A whole sweep, as written in its TOML file.
 #[derive(Deserialize, Debug, Clone)]
@@ -347,6 +348,14 @@ impl<T: Copy> Values<T> {
 }
 
 impl Axis {
+    /// How many values the axis has, without making them.
+    pub fn n_values(&self) -> usize {
+        match *self {
+            Axis::List(ref values) => values.len(),
+            Axis::LogRange { points, .. } => points,
+        }
+    }
+
     /// The axis values, in order.
     pub fn values(&self) -> Vec<f64> {
         match *self {
@@ -412,6 +421,27 @@ impl SweepConfig {
         if let Some(adaptive) = &self.adaptive {
             adaptive.validate()?;
         }
+        // Before any axis is made: a log range's `points` alone can ask for more than memory holds.
+        let sizes = grid::sizes(self);
+        let trials = sizes
+            .iter()
+            .try_fold(1_usize, |n, (_, size)| n.checked_mul((*size).max(1)));
+        if trials.is_none_or(|n| n > MAX_TRIALS) {
+            let (key, _) = sizes
+                .iter()
+                .max_by_key(|(_, size)| *size)
+                .expect("sizes has the grid's axes");
+            let count = trials.map_or_else(|| format!("more than {}", usize::MAX), |n| n.to_string());
+            let product: Vec<String> = sizes.iter().map(|(key, size)| format!("{size} {key}")).collect();
+            return fail(
+                key,
+                format!(
+                    "the grid has up to {count} trials ({}; the ratios include 1 and the baseline); \
+                     at most {MAX_TRIALS} are allowed, as each trains a model: shrink `{key}`",
+                    product.join(" x ")
+                ),
+            );
+        }
         for (key, axis) in [("eta_a", &self.grid.eta_a), ("ratio", &self.grid.ratio)] {
             if let Axis::LogRange { from, to, points } = *axis {
                 if points == 0 {
@@ -447,6 +477,24 @@ impl SweepConfig {
                     task.name
                 ),
             );
+        }
+        if let Some(epochs) = &self.train.epochs {
+            // A trial counts its steps as epochs x batches per epoch; the smallest batch makes most.
+            let most = epochs.all().into_iter().max().unwrap_or(0);
+            let smallest_batch = self.train.batch_size.all().into_iter().min().unwrap_or(1);
+            for (_, task) in self.pairs() {
+                let batches = task.kind.n_train().unwrap_or(0).div_ceil(smallest_batch);
+                if most.checked_mul(batches).is_none() {
+                    return fail(
+                        "epochs",
+                        format!(
+                            "{most} epochs of {batches} batches (task `{}`) are more steps than a trial can \
+                             count; give fewer epochs",
+                            task.name
+                        ),
+                    );
+                }
+            }
         }
 
         let mut names = BTreeSet::new();
@@ -551,10 +599,27 @@ impl SweepConfig {
     /// [`SweepConfig::adapters_fit`] for tasks whose input size the config states. (Image tasks
     /// tell theirs only once read: the sweep checks them then, before writing anything.)
     fn check_adapters_fit(&self, model: &ModelConfig, task: &TaskConfig) -> Result<(), (String, String)> {
-        match task.kind.shape() {
-            Some(shape) => self.adapters_fit(model, &shape),
-            None => Ok(()),
+        let Some(shape) = task.kind.shape() else {
+            return Ok(());
+        };
+        if let Some(parameters) = model.kind.parameters(&shape)
+            && parameters > MAX_PARAMETERS
+        {
+            let key = match model.kind {
+                ModelKind::Toy(_) => "width",
+                ModelKind::Bert(_) => "hidden_size",
+                _ => "hidden",
+            };
+            return Err((
+                key.into(),
+                format!(
+                    "model `{}` has {parameters} parameters on the inputs of task `{}`; at most \
+                     {MAX_PARAMETERS} are allowed: shrink the model or the task's inputs",
+                    model.name, task.name
+                ),
+            ));
         }
+        self.adapters_fit(model, &shape)
     }
 
     /// Attaches the configured adapters to a throwaway copy of `model` built for inputs of
@@ -755,4 +820,204 @@ pub(crate) fn tiny_config(seeds: usize) -> SweepConfig {
         (0..seeds).collect::<Vec<_>>()
     );
     SweepConfig::parse(&text, Path::new("t.toml")).expect("a valid config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `experiments/quick.toml`, shortened: an MLP and the toy network pretrained on one teacher
+    /// task and fine-tuned on another.
+    const QUICK: &str = r#"
+name = "quick"
+seeds = [0, 1]
+
+[grid]
+eta_a = { from = 1e-4, to = 3e-2, points = 5 }
+ratio = [1, 4, 16, 64, 256]
+
+[train]
+steps = 500
+batch_size = 32
+
+[lora]
+rank = 4
+
+[[task]]
+name = "teacher"
+kind = "teacher"
+d_input = 32
+n_classes = 4
+teacher_width = 32
+n_train = 8000
+n_val = 1000
+n_test = 1000
+
+[[task]]
+name = "shift-r2"
+kind = "teacher"
+d_input = 32
+n_classes = 4
+teacher_width = 32
+shift_rank = 2
+shift_scale = 2.0
+n_train = 2000
+n_val = 1000
+n_test = 1000
+
+[[model]]
+name = "mlp"
+kind = "mlp"
+hidden = [256, 256]
+pretrain = { task = "teacher", steps = 2000 }
+
+[[model]]
+name = "toy512"
+kind = "toy"
+width = 512
+pretrain = { task = "teacher", steps = 2000 }
+"#;
+
+    /// The error `text` (`QUICK` with `from` replaced by `to`) fails with, after checking that it
+    /// names the file.
+    fn error(from: &str, to: &str) -> String {
+        assert!(QUICK.contains(from), "`{from}` is in the config");
+        let error = SweepConfig::parse(&QUICK.replace(from, to), Path::new("quick.toml")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("quick.toml:"), "{message}");
+        message
+    }
+
+    #[test]
+    fn the_base_config_parses() {
+        SweepConfig::parse(QUICK, Path::new("quick.toml")).unwrap();
+    }
+
+    // The tests below are the inputs that made the `config_values` fuzz target (`scripts/fuzz.sh`)
+    // exhaust memory, time out or panic, cut down to the one value that did it, and pin the error
+    // that now stops them before anything is allocated.
+
+    #[test]
+    fn a_log_range_of_too_many_points_is_an_error_before_it_is_made() {
+        let message = error("points = 5 }", "points = 5000000000000 }");
+        assert!(
+            message.starts_with("quick.toml:6: `eta_a`: the grid has up to 140000000000000 trials"),
+            "{message}"
+        );
+        assert!(message.contains("5000000000000 eta_a"), "{message}");
+        assert!(message.contains("at most 100000 are allowed"), "{message}");
+    }
+
+    #[test]
+    fn axes_whose_product_exceeds_the_trial_cap_are_an_error() {
+        let ten = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]";
+        let text = QUICK
+            .replace("seeds = [0, 1]", &format!("seeds = {ten}"))
+            .replace("batch_size = 32", &format!("batch_size = {ten}\nwarmup_steps = {ten}"))
+            .replace("rank = 4", &format!("rank = {ten}\nalpha = {ten}"));
+        let message = SweepConfig::parse(&text, Path::new("quick.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("the grid has up to 7000000 trials"), "{message}");
+        // The list-valued keys follow the four grid sizes, in no promised order.
+        assert!(
+            message.contains("(2 pairs x 10 seeds x 5 eta_a x 7 ratio x "),
+            "{message}"
+        );
+        for axis in ["10 batch_size", "10 warmup_steps", "10 rank", "10 alpha"] {
+            assert!(message.contains(axis), "{axis} in {message}");
+        }
+    }
+
+    #[test]
+    fn axes_whose_product_overflows_are_an_error() {
+        let message = error("points = 5 }", &format!("points = {} }}", usize::MAX));
+        assert!(
+            message.contains("the grid has up to more than 18446744073709551615 trials"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_model_too_large_to_build_is_an_error_before_it_is_built() {
+        let message = error("hidden = [256, 256]", "hidden = [256000000, 256]");
+        assert!(
+            message.contains("`hidden`: model `mlp` has 73984001284 parameters on the inputs of task `teacher`"),
+            "{message}"
+        );
+        assert!(message.contains("at most 1000000000"), "{message}");
+
+        let message = error("width = 512", "width = 99999999999");
+        assert!(message.contains("`width`: model `toy512` has"), "{message}");
+    }
+
+    #[test]
+    fn a_bert_too_large_to_build_is_an_error() {
+        let text = r#"
+name = "bert"
+[grid]
+eta_a = [1e-3]
+ratio = [16]
+[train]
+steps = 30
+[lora]
+rank = 1
+[[task]]
+name = "tokens"
+kind = "bag_of_tokens"
+vocab = 30
+seq_len = 8
+n_classes = 2
+n_train = 200
+n_val = 40
+n_test = 40
+[[task]]
+name = "tokens-shift"
+kind = "bag_of_tokens"
+vocab = 30
+seq_len = 8
+n_classes = 2
+n_train = 100
+n_val = 40
+n_test = 40
+[[model]]
+name = "bert"
+kind = "bert"
+hidden_size = 1
+num_hidden_layers = 100000000
+num_attention_heads = 1
+intermediate_size = 1
+pretrain = { task = "tokens" }
+"#;
+        let message = SweepConfig::parse(text, Path::new("bert.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`model.num_hidden_layers`: model `bert`: 100000000 is too many; at most 1000"),
+            "{message}"
+        );
+        let fewer = text.replace("num_hidden_layers = 100000000", "num_hidden_layers = 2");
+        SweepConfig::parse(&fewer, Path::new("bert.toml")).unwrap();
+
+        let wide = fewer.replace("hidden_size = 1\n", "hidden_size = 100000\n");
+        let message = SweepConfig::parse(&wide, Path::new("bert.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("`hidden_size`: model `bert` has 80006600004 parameters on the inputs of task `tokens`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn epochs_whose_step_count_overflows_are_an_error() {
+        let message = error("steps = 500\n", "epochs = 1000000000000000000\n");
+        assert!(
+            message.contains("`epochs`: 1000000000000000000 epochs of 63 batches (task `shift-r2`)"),
+            "{message}"
+        );
+        let fine = QUICK.replace("steps = 500\n", "epochs = 3\n");
+        let config = SweepConfig::parse(&fine, Path::new("quick.toml")).unwrap();
+        assert_eq!(crate::grid::expand(&config)[0].steps(), 3 * 63);
+    }
 }

@@ -89,6 +89,36 @@ impl TrialSpec {
     }
 }
 
+/// The most trials a config may declare. Each trains a model, so a larger grid is a slip (a log
+/// range of 10^7 points, say) rather than a sweep, and expanding it would exhaust memory before
+/// the first trial ran.
+pub const MAX_TRIALS: usize = 100_000;
+
+/// The sizes, by key, whose product bounds how many trials [`expand`] makes: (model, task) pairs,
+/// seeds, eta_A values, ratios (counting the ratio 1 that expansion adds and the head-only
+/// baseline), and every list-valued training and adapter key. Nothing is expanded to count them.
+pub fn sizes(config: &SweepConfig) -> Vec<(String, usize)> {
+    let ratios = config
+        .grid
+        .ratio
+        .n_values()
+        .saturating_add(1 + usize::from(config.grid.baseline));
+    let mut sizes = vec![
+        ("pairs".to_string(), config.pairs().len()),
+        ("seeds".to_string(), config.seeds.len()),
+        ("eta_a".to_string(), config.grid.eta_a.n_values()),
+        ("ratio".to_string(), ratios),
+    ];
+    for section in [serde_json::to_value(&config.train), serde_json::to_value(&config.lora)] {
+        for (key, value) in section.expect("sections serialise").as_object().expect("tables") {
+            if let Some(list) = value.as_array() {
+                sizes.push((key.clone(), list.len()));
+            }
+        }
+    }
+    sizes
+}
+
 /// Every trial of `config`, in a fixed order: pairs as listed, then train/lora axis
 /// combinations, seeds, eta_A, and ratio (head-only baselines after the ratios of each eta_A).
 pub fn expand(config: &SweepConfig) -> Vec<TrialSpec> {

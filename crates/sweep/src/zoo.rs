@@ -94,6 +94,15 @@ fn default_pooling() -> PoolingKind {
     PoolingKind::Mean
 }
 
+/// The most parameters a model sized by the config (`mlp`, `toy`, `bert`) may have: 10^9, 4 GB of
+/// f32 weights before adapters and optimizer state. Validation builds a throwaway copy of each
+/// model, so a mistyped width would otherwise exhaust memory before any error was shown.
+pub const MAX_PARAMETERS: usize = 1_000_000_000;
+
+/// The most encoder layers of a `bert` model: thousands of layers of width 1 stay under
+/// [`MAX_PARAMETERS`] but are millions of tensors.
+pub const MAX_LAYERS: usize = 1000;
+
 /// The model a trial trains: any of the architectures above.
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)] // A handful per sweep; the variants' tensors live on the heap.
@@ -121,6 +130,12 @@ impl ModelKind {
                 ];
                 if sizes.contains(&0) {
                     return Err(("hidden_size".into(), "every size must be at least 1".into()));
+                }
+                if b.num_hidden_layers > MAX_LAYERS {
+                    return Err((
+                        "num_hidden_layers".into(),
+                        format!("{} is too many; at most {MAX_LAYERS}", b.num_hidden_layers),
+                    ));
                 }
                 if !b.hidden_size.is_multiple_of(b.num_attention_heads) {
                     return Err((
@@ -221,6 +236,41 @@ impl ModelKind {
             ModelKind::Bert(_) | ModelKind::BertCheckpoint(_) => &["query", "value"],
         };
         targets.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// Parameters of the model [`init`](Self::init) builds for inputs of `shape`, head included,
+    /// adapters not; an overflow counts as `usize::MAX`. None for a checkpoint, which its files
+    /// size, and for inputs the architecture does not read.
+    pub fn parameters(&self, shape: &InputShape) -> Option<usize> {
+        // Checked: every size comes straight from the config.
+        let linear = |d_in: usize, d_out: usize| d_in.checked_mul(d_out)?.checked_add(d_out);
+        let mlp = |widths: &[usize]| {
+            widths
+                .windows(2)
+                .try_fold(0_usize, |n, w| n.checked_add(linear(w[0], w[1])?))
+        };
+        let bert = |b: &BertSpec, vocab: usize, seq_len: usize| {
+            let (d, ffn) = (b.hidden_size, b.intermediate_size);
+            // Word, position and token-type (2) embeddings, then a layer norm (2 d).
+            let embeddings = vocab.checked_add(seq_len)?.checked_add(4)?.checked_mul(d)?;
+            // Query, key, value and attention output; the feed-forward pair; two layer norms.
+            let layer = linear(d, d)?
+                .checked_mul(4)?
+                .checked_add(linear(d, ffn)?)?
+                .checked_add(linear(ffn, d)?)?
+                .checked_add(d.checked_mul(4)?)?;
+            layer
+                .checked_mul(b.num_hidden_layers)?
+                .checked_add(embeddings)?
+                .checked_add(linear(d, shape.n_classes)?)
+        };
+        let count = match (self, &shape.features) {
+            (ModelKind::Mlp(m), Features::Vectors(dim)) => mlp(&[&[*dim][..], &m.hidden, &[shape.n_classes]].concat()),
+            (ModelKind::Toy(t), Features::Vectors(dim)) => mlp(&[*dim, t.width, t.width, shape.n_classes]),
+            (ModelKind::Bert(b), Features::Tokens { vocab, seq_len }) => bert(b, *vocab, *seq_len),
+            _ => return None,
+        };
+        Some(count.unwrap_or(usize::MAX))
     }
 
     /// The model for inputs of `shape`: randomly initialised, or for a checkpoint its pretrained
@@ -341,5 +391,47 @@ impl LoraModel for Classifier {
             Classifier::Mlp(m) => m.head_sites(),
             Classifier::Bert(b) => b.head_sites(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(kind: &ModelKind, features: Features) -> (Option<usize>, usize) {
+        let shape = InputShape { features, n_classes: 3 };
+        let model = kind.init(&shape, false, &mut init::rng(0), &Device::flex()).unwrap();
+        (kind.parameters(&shape), model.num_params())
+    }
+
+    #[test]
+    fn parameter_counts_match_the_built_models() {
+        let mlp = ModelKind::Mlp(MlpSpec { hidden: vec![7, 5] });
+        let (counted, built) = count(&mlp, Features::Vectors(4));
+        assert_eq!(counted, Some(built));
+        let toy = ModelKind::Toy(ToySpec { width: 6 });
+        let (counted, built) = count(&toy, Features::Vectors(4));
+        assert_eq!(counted, Some(built));
+        let bert = ModelKind::Bert(BertSpec {
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 12,
+            dropout: 0.0,
+        });
+        let (counted, built) = count(&bert, Features::Tokens { vocab: 11, seq_len: 5 });
+        assert_eq!(counted, Some(built));
+    }
+
+    #[test]
+    fn a_parameter_count_that_overflows_saturates() {
+        let mlp = ModelKind::Mlp(MlpSpec {
+            hidden: vec![usize::MAX / 2],
+        });
+        let shape = InputShape {
+            features: Features::Vectors(4),
+            n_classes: 3,
+        };
+        assert_eq!(mlp.parameters(&shape), Some(usize::MAX));
     }
 }
