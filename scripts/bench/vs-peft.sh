@@ -26,7 +26,8 @@ scripts/fetch-data.sh >/dev/null
 cargo bench --workspace --bench train_step --no-run 2>/dev/null
 
 ours() { cargo bench --quiet --workspace --bench train_step -- --rounds 3 --backend flex --variant lora+ --variant full --brief 2>/dev/null; }
-peer() { "$venv/bin/python" scripts/bench/peft_step.py --mode "$1" --steps 3; }
+# The peer's warnings (e.g. the new head's weights missing from the checkpoint) go to a log.
+peer() { "$venv/bin/python" scripts/bench/peft_step.py --mode "$1" --steps 3 2>>"$venv/peer.log"; }
 
 declare -A ms
 for round in $(seq "$rounds"); do
@@ -54,6 +55,6 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 print(f"train step, MiniLM size, batch 32 x seq 64, fp32, {os.cpu_count()} cores ({cpu}); medians of {int(rounds)} rounds\n")
 print(f"{'workload':<12} {'ours ms':>9} {'peft ms':>9} {'ours samples/s':>15} {'peft samples/s':>15} {'ours / peft':>12}")
 for name, ours, peer in [("LoRA+ r=8", ours_lora, peer_lora), ("full FT", ours_full, peer_full)]:
-    print(f"{name:<12} {ours:>9.1} {peer:>9.1} {sps(ours):>15.1} {sps(peer):>15.1} {sps(ours) / sps(peer):>11.2}x")
+    print(f"{name:<12} {ours:>9.1f} {peer:>9.1f} {sps(ours):>15.1f} {sps(peer):>15.1f} {sps(ours) / sps(peer):>11.2f}x")
 print(f"\nLoRA+ step / full step: ours {ours_lora / ours_full:.2f}x, peft {peer_lora / peer_full:.2f}x")
 PY
