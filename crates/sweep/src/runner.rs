@@ -260,9 +260,11 @@ fn run_trials(
 /// Checks adapters against the input sizes of tasks that state them only in their files
 /// (images); the config itself checked the others.
 fn check_adapters_fit(config: &SweepConfig, trials: &[TrialSpec], data: &DataCache) -> Result<()> {
+    // Once per (model, task): `adapters_fit` builds the model and tries every rank of the config.
+    let mut checked = std::collections::BTreeSet::new();
     for spec in trials {
         let base_task = spec.pretrain_task.as_ref().unwrap_or(&spec.task);
-        if base_task.kind.shape().is_some() {
+        if base_task.kind.shape().is_some() || !checked.insert((&spec.model.name, &base_task.name)) {
             continue;
         }
         let shape = InputShape::of(&base_task.kind, data.get(base_task, &spec.model));
