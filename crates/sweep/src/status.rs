@@ -94,13 +94,6 @@ pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
     Ok(status)
 }
 
-impl SweepStatus {
-    /// Whether every trial has a record.
-    pub fn is_complete(&self) -> bool {
-        self.done + self.diverged + self.failed == self.total
-    }
-}
-
 impl fmt::Display for SweepStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} trials in {}", self.name, self.total, self.dir.display())?;
