@@ -63,7 +63,10 @@ fn mask(n: usize, keep: f64) -> Vec<f32> {
             .into_iter()
             .map(|b| if (b as u64) < threshold { scale } else { 0.0 })
             .collect();
-        one.repeat(source.members)
+        match source.members {
+            1 => one,
+            members => one.repeat(members),
+        }
     };
     GENERATORS.with(|g| {
         let mut stack = g.borrow_mut();
@@ -117,13 +120,23 @@ impl Dropout {
     /// # Shapes
     /// `[...] -> [...]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        if self.prob == 0.0 || !self.training.is_enabled() || !input.device().is_autodiff() {
-            return input;
+        match self.mask(&input) {
+            Some(mask) => input * mask,
+            None => input,
+        }
+    }
+
+    /// The next mask for a tensor shaped like `input`: 0 for a dropped element, `1 / (1 - prob)`
+    /// for a kept one; `None` when nothing is dropped (evaluation, no autodiff, `prob = 0`). For
+    /// the fused ops that apply the mask themselves.
+    pub fn mask<const D: usize>(&self, input: &Tensor<D>) -> Option<Tensor<D>> {
+        let device = input.device();
+        if self.prob == 0.0 || !self.training.is_enabled() || !device.is_autodiff() {
+            return None;
         }
         let shape = input.shape();
         let values = mask(shape.num_elements(), 1.0 - self.prob);
-        let mask = Tensor::<D>::from_data(TensorData::new(values, shape), &input.device());
-        input * mask
+        Some(Tensor::from_data(TensorData::new(values, shape), &device))
     }
 }
 

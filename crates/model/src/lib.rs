@@ -11,8 +11,10 @@
 mod adapt;
 mod dropout;
 mod error;
+pub mod fused;
 pub mod init;
 mod lora;
+mod malloc;
 pub mod members;
 pub mod models;
 mod params;
@@ -24,6 +26,7 @@ mod weights;
 pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
 pub use dropout::{Dropout, DropoutConfig, with_dropout_seed, with_member_dropout};
 pub use error::LoraError;
+pub use malloc::keep_freed_buffers;
 pub use lora::{
     LoraConfig, LoraEmbedding, LoraEmbeddingConfig, LoraInit, LoraLinear, LoraLinearConfig, LoraScaling, LowRank,
 };

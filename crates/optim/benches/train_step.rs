@@ -4,6 +4,8 @@
 //! - `lora+`: this project's adapters on query/value (r = 8), `x A B` path, LoRA+ AdamW;
 //! - `full`: every parameter trainable, AdamW;
 //! - `burn apply_lora`: Burn's own LoRA on the same weights, which forms `W0 + s A B` in the graph;
+//! - `lora+ unfused`, `full unfused`: the same with the model's fused CPU kernels switched off
+//!   (softmax, LayerNorm and GELU composed from Burn's ops), to show what they save;
 //!
 //! on Burn's flex and ndarray CPU backends. Variants run round-robin so that machine noise hits
 //! them alike; each figure is the median over the timed rounds. Each backend's table starts with
@@ -24,7 +26,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use loraplus_model::models::{BertClassifier, BertClassifierConfig, BertConfig};
-use loraplus_model::{AttachConfig, LoraConfig, attach, init, param_counts, param_table};
+use loraplus_model::{AttachConfig, LoraConfig, attach, fused, init, param_counts, param_table};
 use loraplus_optim::{LoraPlus, LoraPlusConfig};
 use rand::Rng;
 
@@ -39,6 +41,8 @@ struct Batch {
 
 struct Variant {
     name: &'static str,
+    /// Whether the model's fused CPU kernels are on (`loraplus_model::fused`).
+    fused: bool,
     model: Option<BertClassifier>,
     optim: LoraPlus,
     /// Per timed round: `[forward, backward, optimizer]` milliseconds.
@@ -95,6 +99,7 @@ fn gemm_gflops(device: &Device, m: usize, k: usize, n: usize) -> f64 {
 }
 
 fn main() {
+    loraplus_model::keep_freed_buffers();
     let options = Options::parse();
     let rounds = options.rounds;
     if !options.brief {
@@ -134,6 +139,7 @@ fn main() {
         for round in 0..=rounds {
             for variant in &mut variants {
                 let model = variant.model.take().unwrap();
+                fused::set_enabled(variant.fused);
                 let (model, phases) = train_step(model, &mut variant.optim, &batch);
                 variant.model = Some(model);
                 // Round 0 warms caches and allocators; it is not counted.
@@ -153,7 +159,7 @@ fn main() {
                 continue;
             }
             let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
-            let passes = if v.name == "full" { 3.0 } else { 2.0 };
+            let passes = if v.name.starts_with("full") { 3.0 } else { 2.0 };
             let gflops = passes * forward_flops() / (ms / 1e3) / 1e9;
             println!(
                 "{backend:<8} {:<16} {ms:>9.1} {:>9.1} {:>9.1} {:>9.1} {samples:>10.1} {gflops:>8.0} {trainable:>10} {:>7}",
@@ -190,13 +196,16 @@ fn variants(device: &Device) -> Vec<Variant> {
     let optim = |model: &BertClassifier, lr, ratio| LoraPlusConfig::new(lr, ratio).init(model, total_steps).unwrap();
     let variant = |name, model: BertClassifier, optim: LoraPlus| Variant {
         name,
+        fused: !name.ends_with("unfused"),
         model: Some(model),
         optim,
         millis: Vec::new(),
     };
     vec![
         variant("lora+", lora_plus.clone(), optim(&lora_plus, 1e-4, 16.0)),
+        variant("lora+ unfused", lora_plus.clone(), optim(&lora_plus, 1e-4, 16.0)),
         variant("full", base.clone(), optim(&base, 2e-5, 1.0)),
+        variant("full unfused", base.clone(), optim(&base, 2e-5, 1.0)),
         variant("burn apply_lora", burn_lora.clone(), optim(&burn_lora, 1e-4, 16.0)),
     ]
 }

@@ -150,6 +150,7 @@ enum MetricArg {
 }
 
 fn main() -> ExitCode {
+    loraplus_model::keep_freed_buffers();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,14 +9,14 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, softmax, tanh};
+use burn::tensor::activation::{gelu_approximate, relu, tanh};
 use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Dropout, DropoutConfig, LoraEmbedding, LoraEmbeddingConfig, LoraLinear, LoraLinearConfig, LoraModel, Site, init,
-    members,
+    Dropout, DropoutConfig, LoraEmbedding, LoraEmbeddingConfig, LoraLinear, LoraLinearConfig, LoraModel, Site, fused,
+    init, members,
 };
 
 /// The encoder's settings, with the field names of a Hugging Face BERT `config.json`.
@@ -192,6 +192,9 @@ pub struct BertOutput {
     pub layer_norm: LayerNorm,
     /// Dropout before the residual.
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon (Burn's `LayerNorm` keeps its own private).
+    #[module(skip)]
+    pub layer_norm_eps: f64,
 }
 
 /// `tanh(dense(h[:, 0]))`.
@@ -236,6 +239,7 @@ impl BertConfig {
             dense: linear(d_in, d, rng),
             layer_norm: layer_norm(),
             dropout: hidden_dropout(),
+            layer_norm_eps: self.layer_norm_eps,
         };
 
         let embeddings = BertEmbeddings {
@@ -349,12 +353,10 @@ impl BertModel {
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
         // Padding keys get a large negative score, so softmax gives them zero weight.
-        let mask_bias = (attention_mask.float().neg() + 1.0)
-            .mul_scalar(-1e9)
-            .unsqueeze_dims::<4>(&[1, 2]);
+        let key_bias = (attention_mask.float().neg() + 1.0).mul_scalar(-1e9);
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids);
         for layer in &self.encoder.layer {
-            hidden = layer.forward(hidden, mask_bias.clone());
+            hidden = layer.forward(hidden, key_bias.clone());
         }
         hidden
     }
@@ -376,8 +378,8 @@ impl BertEmbeddings {
 }
 
 impl BertLayer {
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let attended = self.attention.self_attention.forward(x.clone(), mask_bias);
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>) -> Tensor<3> {
+        let attended = self.attention.self_attention.forward(x.clone(), key_bias);
         let x = self.attention.output.forward(attended, x);
         let inner = self.intermediate.forward(x.clone());
         self.output.forward(inner, x)
@@ -386,16 +388,17 @@ impl BertLayer {
 
 impl BertSelfAttention {
     /// # Shapes
-    /// `[batch, seq, d]`, mask bias `[batch, 1, 1, seq]` -> `[batch, seq, d]`
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+    /// `[batch, seq, d]`, key bias `[batch, seq]` -> `[batch, seq, d]`
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let d_head = d_model / self.n_heads;
         let split_heads = |t: Tensor<3>| t.reshape([batch, seq, self.n_heads, d_head]).swap_dims(1, 2);
         let q = split_heads(self.query.forward(x.clone()));
         let k = split_heads(self.key.forward(x.clone()));
         let v = split_heads(self.value.forward(x));
-        let scores = q.matmul(k.transpose()).div_scalar((d_head as f64).sqrt()) + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let scores = q.matmul(k.transpose());
+        let dropout = self.dropout.mask(&scores);
+        let probs = fused::attention_softmax(scores, key_bias, 1.0 / (d_head as f64).sqrt(), dropout);
         probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model])
     }
 }
@@ -404,7 +407,7 @@ impl BertIntermediate {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.dense.forward(x);
         match self.activation {
-            HiddenAct::Gelu => gelu(h),
+            HiddenAct::Gelu => fused::gelu(h),
             HiddenAct::GeluNew => gelu_approximate(h),
             HiddenAct::Relu => relu(h),
         }
@@ -413,8 +416,9 @@ impl BertIntermediate {
 
 impl BertOutput {
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.layer_norm
-            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+        let projected = self.dense.forward(x);
+        let dropout = self.dropout.mask(&projected);
+        fused::residual_layer_norm(projected, residual, dropout, &self.layer_norm, self.layer_norm_eps)
     }
 }
 
