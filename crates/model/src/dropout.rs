@@ -12,15 +12,21 @@ use std::cell::RefCell;
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
 use burn::tensor::{Tensor, TensorData};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
+use rayon::prelude::*;
 
 thread_local! {
     static GENERATORS: RefCell<Vec<MaskSource>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The generator of one running trial (or group of stacked trials).
+/// Mask values drawn per parallel task.
+const MASK_BLOCK: usize = 1 << 14;
+
 struct MaskSource {
-    rng: StdRng,
+    /// ChaCha12 (what `StdRng` is), used directly for its jump-ahead (`set_word_pos`).
+    rng: ChaCha12Rng,
     /// Stacked trials sharing each mask (see [`with_member_dropout`]).
     members: usize,
 }
@@ -35,7 +41,7 @@ pub fn with_dropout_seed<T>(seed: u64, body: impl FnOnce() -> T) -> T {
 /// member sees the masks it would see training alone.
 pub fn with_member_dropout<T>(seed: u64, members: usize, body: impl FnOnce() -> T) -> T {
     let source = MaskSource {
-        rng: StdRng::seed_from_u64(seed),
+        rng: ChaCha12Rng::seed_from_u64(seed),
         members,
     };
     GENERATORS.with(|g| g.borrow_mut().push(source));
@@ -48,8 +54,9 @@ pub fn with_member_dropout<T>(seed: u64, members: usize, body: impl FnOnce() -> 
 /// [`with_dropout_seed`] scope the generator is seeded with 0.
 fn mask(n: usize, keep: f64) -> Vec<f32> {
     let scale = (1.0 / keep) as f32;
-    // A kept element is a uniform u32 below keep * 2^32: one 32-bit draw per element, filled in
-    // bulk, which keeps masks for millions of activations cheap.
+    // A kept element is a uniform u32 below keep * 2^32: one 32-bit draw per element. Blocks of
+    // the mask are drawn in parallel, each from the generator jumped ahead to its first word, so
+    // the mask is the one a single sequential `fill` would give, on any number of threads.
     let threshold = (keep * 4_294_967_296.0) as u64;
     let draw = |source: &mut MaskSource| {
         assert!(
@@ -57,12 +64,20 @@ fn mask(n: usize, keep: f64) -> Vec<f32> {
             "{n} activations do not split into {} members",
             source.members
         );
-        let mut bits = vec![0u32; n / source.members];
-        source.rng.fill(&mut bits[..]);
-        let one: Vec<f32> = bits
-            .into_iter()
-            .map(|b| if (b as u64) < threshold { scale } else { 0.0 })
-            .collect();
+        let len = n / source.members;
+        let start = source.rng.get_word_pos();
+        let mut one = vec![0.0f32; len];
+        let generator = &source.rng;
+        one.par_chunks_mut(MASK_BLOCK).enumerate().for_each(|(block, out)| {
+            let mut rng = generator.clone();
+            rng.set_word_pos(start + (block * MASK_BLOCK) as u128);
+            let mut bits = vec![0u32; out.len()];
+            rng.fill(&mut bits[..]);
+            for (o, b) in out.iter_mut().zip(bits) {
+                *o = if (b as u64) < threshold { scale } else { 0.0 };
+            }
+        });
+        source.rng.set_word_pos(start + len as u128);
         match source.members {
             1 => one,
             members => one.repeat(members),
@@ -72,7 +87,7 @@ fn mask(n: usize, keep: f64) -> Vec<f32> {
         let mut stack = g.borrow_mut();
         if stack.is_empty() {
             stack.push(MaskSource {
-                rng: StdRng::seed_from_u64(0),
+                rng: ChaCha12Rng::seed_from_u64(0),
                 members: 1,
             });
         }
@@ -162,6 +177,22 @@ mod tests {
         assert!(a.iter().all(|v| *v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
         let kept = a.iter().filter(|v| **v != 0.0).count() as f64 / a.len() as f64;
         assert!((kept - 0.75).abs() < 0.05, "kept {kept}");
+    }
+
+    #[test]
+    fn parallel_masks_are_the_sequential_stream() {
+        let keep = 0.75f64;
+        let n = 3 * MASK_BLOCK + 123;
+        let (first, second) = with_dropout_seed(9, || (mask(n, keep), mask(77, keep)));
+        // The same draws from `StdRng`, one sequential fill for both masks.
+        let mut bits = vec![0u32; n + 77];
+        rand::rngs::StdRng::seed_from_u64(9).fill(&mut bits[..]);
+        let expected: Vec<f32> = bits
+            .iter()
+            .map(|&b| if (b as f64) < keep * 4_294_967_296.0 { (1.0 / keep) as f32 } else { 0.0 })
+            .collect();
+        assert_eq!(first, expected[..n]);
+        assert_eq!(second, expected[n..]);
     }
 
     #[test]
