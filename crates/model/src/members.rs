@@ -26,7 +26,7 @@
 use burn::module::Param;
 use burn::tensor::{Int, Tensor, module};
 
-use crate::{LoraError, LoraModel, param_table};
+use crate::{LoraError, LoraModel, fused, param_table};
 
 /// `x W + b`, member by member: member `k`'s rows of `x` meet member `k`'s slice of `weight` and
 /// `bias`. The number of members is `weight`'s rows over `x`'s last axis.
@@ -48,7 +48,7 @@ pub fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Option<Tens
     );
     let members = rows / d_in;
     if members == 1 {
-        return module::linear(x, weight, bias);
+        return fused::linear(x, weight, bias);
     }
     let n = dims[..D - 1].iter().product::<usize>();
     assert!(

@@ -147,6 +147,120 @@ pub fn attention_softmax_backward(probs: &[f32], keys: usize, scale: f32, grad: 
     out
 }
 
+/// A matrix operand: row-major storage read through `(row, column)` strides, so a transpose is
+/// the same buffer with the strides swapped.
+#[derive(Clone, Copy)]
+pub struct Matrix<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "{rows} x {cols} matrix from {} values", data.len());
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+}
+
+/// Matrix products at least this many multiply-adds are split over threads by `gemm` (smaller
+/// ones lose more to scheduling than they gain).
+const PARALLEL_MULTIPLY_ADDS: usize = 192 * 192 * 192;
+
+/// `out = out + a b` (or `a b` with `accumulate = false`), `out` row-major `a.rows x b.cols`, on
+/// the `gemm` crate's kernels (the ones flex's matmul uses).
+pub fn matmul_into(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(out.len(), m * n, "output is not {m} x {n}");
+    for x in [a, b] {
+        // The last element read is within the buffer.
+        let last = (x.rows.max(1) - 1) * x.row_stride + (x.cols.max(1) - 1) * x.col_stride;
+        assert!(x.rows * x.cols == 0 || last < x.data.len(), "matrix strides run past its buffer");
+    }
+    if m * n == 0 {
+        return;
+    }
+    let parallelism = if m * n * k >= PARALLEL_MULTIPLY_ADDS {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element gemm reads inside `a.data` and `b.data` and
+    // every element it writes inside `out`, which nothing else borrows.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `x W + b` for `x` of `rows x d_in`, `W` of `d_in x d_out`: the bias is written first and the
+/// product added onto it, so the bias costs no extra pass.
+pub fn linear(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+    let d_out = bias.len();
+    let d_in = weight.len() / d_out;
+    let rows = x.len() / d_in;
+    let mut out = vec![0.0; rows * d_out];
+    out.par_chunks_mut(block_rows(d_out) * d_out)
+        .for_each(|block| block.chunks_mut(d_out).for_each(|row| row.copy_from_slice(bias)));
+    matmul_into(&mut out, true, Matrix::new(x, rows, d_in), Matrix::new(weight, d_in, d_out));
+    out
+}
+
+/// `sum over rows r of add(r)`, where `add(r, sums)` adds row `r`'s contribution to a `width`-long
+/// accumulator. Blocks of rows are summed in parallel and the partial sums added in block order:
+/// the same result on any thread count.
+fn sum_over_rows(n_rows: usize, width: usize, add: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let rows = block_rows(width);
+    let partials: Vec<Vec<f32>> = (0..n_rows.div_ceil(rows))
+        .into_par_iter()
+        .map(|block| {
+            let mut sums = vec![0.0f32; width];
+            (block * rows..((block + 1) * rows).min(n_rows)).for_each(|r| add(r, &mut sums));
+            sums
+        })
+        .collect();
+    let mut sums = vec![0.0f32; width];
+    for partial in partials {
+        sums.iter_mut().zip(partial).for_each(|(s, p)| *s += p);
+    }
+    sums
+}
+
+/// Column sums of a row-major matrix with `width` columns (a bias's gradient).
+pub fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
+    sum_over_rows(values.len() / width, width, |r, sums| {
+        sums.iter_mut().zip(&values[r * width..(r + 1) * width]).for_each(|(s, v)| *s += v);
+    })
+}
+
 /// `a * b`, elementwise.
 pub fn multiply(a: &[f32], b: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; a.len()];
@@ -258,27 +372,13 @@ pub fn residual_layer_norm_backward(
             }
         });
     let parameters = parameter_grads.then(|| {
-        // Per-block partial sums, then added in block order: the same result on any thread count.
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = grad
-            .par_chunks(rows * width)
-            .zip(saved.normalized.par_chunks(rows * width))
-            .map(|(g, xhat)| {
-                let (mut d_gamma, mut d_beta) = (vec![0.0f32; width], vec![0.0f32; width]);
-                for (g, xhat) in g.chunks(width).zip(xhat.chunks(width)) {
-                    for (((dg, db), &g), &xhat) in d_gamma.iter_mut().zip(d_beta.iter_mut()).zip(g).zip(xhat) {
-                        *dg += g * xhat;
-                        *db += g;
-                    }
-                }
-                (d_gamma, d_beta)
-            })
-            .collect();
-        let (mut d_gamma, mut d_beta) = (vec![0.0f32; width], vec![0.0f32; width]);
-        for (pg, pb) in partials {
-            d_gamma.iter_mut().zip(pg).for_each(|(a, b)| *a += b);
-            d_beta.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-        }
-        (d_gamma, d_beta)
+        let d_gamma = sum_over_rows(grad.len() / width, width, |r, sums| {
+            let (g, xhat) = (&grad[r * width..(r + 1) * width], &saved.normalized[r * width..(r + 1) * width]);
+            for ((s, &g), &xhat) in sums.iter_mut().zip(g).zip(xhat) {
+                *s += g * xhat;
+            }
+        });
+        (d_gamma, column_sums(grad, width))
     });
     (dv, parameters)
 }

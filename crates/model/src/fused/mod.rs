@@ -6,6 +6,9 @@
 //! backward pass for each. Here each is one op with a hand-written backward, computed row by row
 //! over all cores ([`kernels`]):
 //!
+//! - [`linear`]: `x W + b`, the bias written first and the product added onto it by the `gemm`
+//!   crate's kernels directly into the output (flex's matmul zeroes its output and then copies it
+//!   to re-align it: two extra passes per product); backward skips a frozen `W`'s gradient;
 //! - [`gelu`]: `x * Phi(x)`;
 //! - [`attention_softmax`]: `softmax(scores * scale + key_bias)`, then the dropout mask;
 //! - [`residual_layer_norm`]: `LayerNorm(x * mask + residual)`.
@@ -43,6 +46,29 @@ pub fn set_enabled(enabled: bool) {
 /// Whether `x` takes the fused path.
 fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
     ENABLED.load(Ordering::Relaxed) && x.dtype() == DType::F32 && x.device().inner() == Device::flex()
+}
+
+/// `x W + b`, with `W` in Burn's `[d_in, d_out]` layout.
+///
+/// # Shapes
+/// `x`: `[..., d_in]`, `weight`: `[d_in, d_out]`, `bias`: `[d_out]` -> `[..., d_out]`
+///
+/// # Panics
+/// If `x`'s last axis is not `d_in`, or the bias is not `d_out` long.
+pub fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
+    let ([d_in, d_out], width) = (weight.dims(), x.dims()[D - 1]);
+    assert_eq!(width, d_in, "linear: input width {width} but the weight is {d_in} x {d_out}");
+    if let Some(bias) = &bias {
+        assert_eq!(bias.dims(), [d_out], "linear: bias of {:?} for {d_out} outputs", bias.dims());
+    }
+    match bias {
+        Some(bias) if fusable(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        )),
+        bias => burn::tensor::module::linear(x, weight, bias),
+    }
 }
 
 /// `x * Phi(x)` (exact GELU), elementwise.
@@ -126,6 +152,8 @@ fn reference_residual_layer_norm<const D: usize>(
 /// The fused ops as a Burn backend extension: implemented for flex and for autodiff over flex.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
+    /// See [`linear`].
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// See [`gelu`].
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// See [`attention_softmax`].
@@ -183,6 +211,13 @@ fn slice(t: &FlexFloat) -> &[f32] {
 
 fn flex(values: Vec<f32>, shape: Shape) -> FlexFloat {
     FlexFloat::from_data(TensorData::new(values, shape))
+}
+
+fn linear_forward(x: &FlexFloat, weight: &FlexFloat, bias: &FlexFloat) -> FlexFloat {
+    let mut shape = x.shape();
+    let last = shape.num_dims() - 1;
+    shape[last] = bias.shape()[0];
+    flex(kernels::linear(slice(x), slice(weight), slice(bias)), shape)
 }
 
 /// What the attention softmax keeps for its backward pass.
@@ -247,6 +282,10 @@ fn layer_norm_forward(
 }
 
 impl FusedOps for Flex {
+    fn fused_linear(x: FlexFloat, weight: FlexFloat, bias: FlexFloat) -> FlexFloat {
+        linear_forward(&contiguous(x), &contiguous(weight), &contiguous(bias))
+    }
+
     fn fused_gelu(x: FlexFloat) -> FlexFloat {
         let (shape, x) = (x.shape(), contiguous(x));
         flex(kernels::gelu(slice(&x)), shape)
@@ -270,6 +309,43 @@ impl FusedOps for Flex {
         epsilon: f32,
     ) -> FlexFloat {
         layer_norm_forward(x, residual, dropout.into_option(), gamma, beta, epsilon).0
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    /// The input (kept only when the weight trains) and the weight.
+    type State = (Option<FlexFloat>, FlexFloat);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        use kernels::Matrix;
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, weight) = ops.state;
+        let [d_in, d_out] = weight.shape().dims::<2>();
+        let rows = grad.shape().num_elements() / d_out;
+        let g = Matrix::new(slice(&grad), rows, d_out);
+        if let Some(node) = x_node {
+            // d x = g W^T
+            let mut d_x = vec![0.0; rows * d_in];
+            kernels::matmul_into(&mut d_x, false, g, Matrix::new(slice(&weight), d_in, d_out).t());
+            let mut shape = grad.shape();
+            let last = shape.num_dims() - 1;
+            shape[last] = d_in;
+            grads.register::<Flex>(node.id, flex(d_x, shape));
+        }
+        if let Some(node) = weight_node {
+            // d W = x^T g
+            let x = x.expect("the input is kept when the weight trains");
+            let mut d_weight = vec![0.0; d_in * d_out];
+            kernels::matmul_into(&mut d_weight, false, Matrix::new(slice(&x), rows, d_in).t(), g);
+            grads.register::<Flex>(node.id, flex(d_weight, Shape::new([d_in, d_out])));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, flex(kernels::column_sums(slice(&grad), d_out), Shape::new([d_out])));
+        }
     }
 }
 
@@ -356,6 +432,20 @@ impl Backward<Flex, 4> for LayerNormBackward {
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let weight_trains = weight.is_tracked();
+        let prepared = LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight) = (contiguous(x.into_primitive()), contiguous(weight.into_primitive()));
+        let output = linear_forward(&x, &weight, &contiguous(bias.into_primitive()));
+        match prepared {
+            OpsKind::Tracked(prep) => prep.finish((weight_trains.then_some(x), weight), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {

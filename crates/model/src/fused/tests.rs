@@ -91,3 +91,23 @@ fn frozen_norm_parameters_get_no_gradient() {
     assert!(x.grad(&grads).is_some());
     assert!(norm.gamma.val().grad(&grads).is_none());
 }
+
+#[test]
+fn linear_matches_burn_with_and_without_weight_gradients() {
+    let x: Tensor<3> = normal([4, 3, 10], 1.0, &mut rng(14), &device()).require_grad();
+    let bias: Tensor<1> = normal([6], 1.0, &mut rng(15), &device()).require_grad();
+    for weight_trains in [true, false] {
+        let weight: Tensor<2> = normal([10, 6], 1.0, &mut rng(16), &device());
+        let weight = if weight_trains { weight.require_grad() } else { weight };
+        let fused = linear(x.clone(), weight.clone(), Some(bias.clone()));
+        let reference = burn::tensor::module::linear(x.clone(), weight.clone(), Some(bias.clone()));
+        assert_close(&values(fused.clone()), &values(reference.clone()), 1e-5);
+        let (fused, reference) = (functional(fused, 17).backward(), functional(reference, 17).backward());
+        assert_close(&values(x.grad(&fused).unwrap()), &values(x.grad(&reference).unwrap()), 1e-5);
+        assert_close(&values(bias.grad(&fused).unwrap()), &values(bias.grad(&reference).unwrap()), 1e-5);
+        match weight.grad(&fused) {
+            Some(d_weight) => assert_close(&values(d_weight), &values(weight.grad(&reference).unwrap()), 1e-5),
+            None => assert!(!weight_trains, "a trainable weight gets a gradient"),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 
 use super::{LoraConfig, LoraInit, LowRank};
-use crate::{LoraError, init};
+use crate::{LoraError, fused, init};
 
 /// Configuration of a plain (not yet adapted) [`LoraLinear`], initialised like PyTorch's
 /// `nn.Linear`.
@@ -113,9 +113,14 @@ impl LoraLinear {
     /// If the last axis of `x` is not `d_in`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match &self.adapter {
-            Some(adapter) if !adapter.merged => self.base.forward(x.clone()) + adapter.forward(x),
-            _ => self.base.forward(x),
+            Some(adapter) if !adapter.merged => self.base_forward(x.clone()) + adapter.forward(x),
+            _ => self.base_forward(x),
         }
+    }
+
+    /// `x W0 + b` (through [`fused::linear`] on flex).
+    fn base_forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        fused::linear(x, self.base.weight.val(), self.base.bias.as_ref().map(|b| b.val()))
     }
 
     /// Folds `s A B` into `W0` so inference costs one matmul; a no-op without an adapter or when
