@@ -13,6 +13,7 @@ Threads are pinned to this machine's cores (`torch.set_num_threads`). Prints one
 """
 
 import argparse
+import resource
 import os
 import statistics
 import time
@@ -66,7 +67,9 @@ def main():
         step()
         times.append(time.perf_counter() - started)
     ms = statistics.median(times) * 1000
-    print(f"{args.mode} {ms:.1f} {BATCH / (ms / 1000):.2f}")
+    # Peak resident memory of this process (the model, one batch's activations, the optimizer).
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.mode} {ms:.1f} {BATCH / (ms / 1000):.2f} {peak_mb:.0f}")
 
 
 if __name__ == "__main__":

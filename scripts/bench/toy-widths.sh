@@ -4,7 +4,7 @@
 #
 #   scripts/bench/toy-widths.sh [WIDTH ...]      (default 256 1024 4096)
 #
-# Each width runs as its own `loraplus sweep` process on a one-trial config (teacher task,
+# Each width runs as its own `loraplus sweep` process on a one-trial config (a shifted-teacher task,
 # 32-d inputs, 4 classes, batch 32, rank 8 on the n x n layer, 300 steps after a 100-step
 # pretraining of the base), so the peak memory is that trial's (with its pretraining, which
 # holds the same model). ms/step comes from the trial record's wall time.
@@ -42,6 +42,18 @@ teacher_width = 32
 n_train = 4000
 n_val = 500
 n_test = 500
+[[task]]
+name = "shift"
+kind = "teacher"
+d_input = 32
+n_classes = 4
+teacher_width = 32
+shift_rank = 2
+shift_scale = 2.0
+shift_seed = 11
+n_train = 4000
+n_val = 500
+n_test = 500
 [[model]]
 name = "toy$n"
 kind = "toy"
@@ -51,8 +63,10 @@ EOF
   # Peak RSS of the child process, from the kernel's accounting (no /usr/bin/time needed).
   peak_kb=$(python3 - "$bin" "$work/toy$n.toml" "$work/out$n" <<'PY'
 import resource, subprocess, sys
-subprocess.run([sys.argv[1], "sweep", sys.argv[2], "--out", sys.argv[3]], check=True,
-               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+run = subprocess.run([sys.argv[1], "sweep", sys.argv[2], "--out", sys.argv[3]],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if run.returncode != 0:
+    sys.exit(run.stderr)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 PY
 )

@@ -6,6 +6,8 @@
 //!   inspect the result with [`param_table`].
 //! - [`peft`]: adapter-only save and load in Hugging Face PEFT's on-disk format.
 //! - [`members`]: several trials stacked in one model, trained in one pass.
+//! - [`fused`]: fused CPU kernels (linear, attention softmax, residual LayerNorm, GELU) with
+//!   hand-written backward passes, used on Burn's flex backend.
 //! - [`models`]: the toy width-n network, an MLP classifier and a BERT classifier.
 
 mod adapt;

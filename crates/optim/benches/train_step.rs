@@ -17,7 +17,8 @@
 //! cargo bench --workspace --bench train_step [-- --rounds 5] [--backend flex] [--variant lora+ ...] [--brief]
 //! ```
 //!
-//! `--brief` prints only `variant ms/step samples/s` lines, for `scripts/bench/vs-peft.sh`.
+//! `--brief` prints only `variant ms/step samples/s peak-MB` lines, for `scripts/bench/vs-peft.sh`
+//! (the peak is the process's, so it is one workload's when one `--variant` is given).
 
 use std::time::Instant;
 
@@ -155,7 +156,7 @@ fn main() {
             let ms = total(v);
             let samples = BATCH as f64 / (ms / 1e3);
             if options.brief {
-                println!("{} {ms:.1} {samples:.2}", v.name);
+                println!("{} {ms:.1} {samples:.2} {:.0}", v.name, peak_resident_mb());
                 continue;
             }
             let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
@@ -241,6 +242,18 @@ fn random_batch(device: &Device) -> Batch {
         mask: Tensor::ones([BATCH, SEQ], device),
         labels: Tensor::from_data(TensorData::new(labels, [BATCH]), device),
     }
+}
+
+/// This process's peak resident memory so far (`VmHWM`), in MB; 0 where `/proc` has none. With
+/// one `--variant`, the peak of that workload (model, activations, optimizer state).
+fn peak_resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn median(values: &[f64]) -> f64 {
