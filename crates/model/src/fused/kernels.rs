@@ -29,7 +29,7 @@ fn erf(x: f32) -> f32 {
     p = p * x2 - 2.101_024e-6;
     p = p * x2 - 5.692_506_4e-5;
     p = p * x2 - 7.349_906_3e-4;
-    p = p * x2 - 2.954_599_8e-3;
+    p = p * x2 - 2.954_6e-3;
     p = p * x2 - 1.609_603_3e-2;
     let mut q = -1.456_607_2e-5_f32;
     q = q * x2 - 2.133_740_6e-4;
@@ -337,6 +337,9 @@ pub fn residual_layer_norm(
     (out, LayerNormSaved { normalized, inv_std })
 }
 
+/// `(d gamma, d beta)`.
+pub type GammaBeta = (Vec<f32>, Vec<f32>);
+
 /// Gradients of [`residual_layer_norm`]: `(d v, d gamma, d beta)`, where `d v` is the residual's
 /// gradient (the input's is `d v * mask`). The parameters' gradients are computed only when
 /// asked for.
@@ -345,7 +348,7 @@ pub fn residual_layer_norm_backward(
     gamma: &[f32],
     grad: &[f32],
     parameter_grads: bool,
-) -> (Vec<f32>, Option<(Vec<f32>, Vec<f32>)>) {
+) -> (Vec<f32>, Option<GammaBeta>) {
     let width = gamma.len();
     let mut dv = vec![0.0; grad.len()];
     let rows = block_rows(width);
