@@ -15,6 +15,7 @@ pub mod merge;
 pub mod plots;
 pub mod report;
 pub mod runner;
+pub mod scaling;
 pub mod shard;
 pub mod slurm;
 pub mod stacking;

@@ -11,6 +11,7 @@ use plotters::style::{FontStyle, register_font};
 use crate::adaptive::Edge;
 use crate::config::Metric;
 use crate::report::{Cell, Findings, Pair, ReportSettings, speedup};
+use crate::scaling::WidthScaling;
 use crate::store::Outcome;
 
 const FONT: &str = "sans-serif";
@@ -454,4 +455,75 @@ mod tests {
         let gaps = half_gaps(&[1e-4, 1e-3, 1e-1]);
         assert!((gaps[0].0 - 0.5).abs() < 1e-12 && (gaps[1].1 - 1.0).abs() < 1e-12 && (gaps[2].1 - 1.0).abs() < 1e-12);
     }
+}
+
+/// `log2(best ratio)` against `log2(width)` with the fitted slope, its interval, and the slope-1
+/// line that `Theta(n)` predicts (both through the points' centre).
+pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
+    register_embedded_font();
+    let points: Vec<(f64, f64)> = scaling
+        .points
+        .iter()
+        .map(|p| ((p.width as f64).log2(), p.ratio.log2()))
+        .collect();
+    let n = points.len() as f64;
+    let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (x_lo, x_hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+    let through_centre = |slope: f64| vec![(x_lo, my + slope * (x_lo - mx)), (x_hi, my + slope * (x_hi - mx))];
+    let mut ys: Vec<f64> = points.iter().map(|(_, y)| *y).collect();
+    ys.extend(through_centre(1.0).iter().map(|(_, y)| *y));
+    let (y_lo, y_hi) = ys.iter().fold((0.0f64, 1.0f64), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
+
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    let err = plot_error(path);
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("best eta_B / eta_A against width, task {}", scaling.task), (FONT, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d((x_lo - 0.5)..(x_hi + 0.5), (y_lo - 1.0)..(y_hi + 1.0))
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("log2(width)")
+        .y_desc("log2(best eta_B / eta_A)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(LineSeries::new(through_centre(1.0), BLACK.mix(0.5).stroke_width(2)))
+        .map_err(&err)?
+        .label("Theta(n): slope 1")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5).stroke_width(2)));
+    if let Some(slope) = scaling.slope {
+        chart
+            .draw_series(LineSeries::new(through_centre(slope.value), RED.stroke_width(3)))
+            .map_err(&err)?
+            .label(format!(
+                "fitted slope {:.2}, {:.0}% bootstrap interval [{:.2}, {:.2}]",
+                slope.value,
+                slope.level * 100.0,
+                slope.low,
+                slope.high
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
+    }
+    chart
+        .draw_series(points.iter().map(|p| Circle::new(*p, 6, RGBColor(31, 119, 180).filled())))
+        .map_err(&err)?
+        .label("best cell per width")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, RGBColor(31, 119, 180).filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 15))
+        .draw()
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ use crate::adaptive::{self, Edge, Grid, StageKind};
 use crate::config::{Metric, Protocol, SweepConfig};
 use crate::grid::Method;
 use crate::plots;
+use crate::scaling;
 use crate::stats::{self, Bootstrap, Estimate, Table};
 use crate::store::{Outcome, Store, TrialRecord, make_atomic, write_atomic};
 use crate::train::CurvePoint;
@@ -245,6 +246,11 @@ impl<'a> Pair<'a> {
         (lora, plus)
     }
 
+    /// The best cell at exactly `ratio` (eta_A tuned alone).
+    pub fn best_at_ratio(&'a self, settings: &ReportSettings, ratio: f64) -> Option<Ranked<'a>> {
+        self.ranked(settings).into_iter().find(|r| r.cell.ratio == ratio)
+    }
+
     /// The pair's grid lines.
     pub fn grid(&self) -> Grid {
         Grid::of(self.cells.iter().map(|c| (c.eta_a, c.ratio)))
@@ -263,6 +269,10 @@ impl<'a> Pair<'a> {
             .max_by(f64::total_cmp)
     }
 }
+
+/// The ratio the LoRA+ paper recommends when it cannot be tuned (`2^4`); reports compare LoRA+
+/// at this ratio, with eta_A tuned, against plain LoRA.
+pub const DEFAULT_RATIO: f64 = 16.0;
 
 /// Steps plain LoRA took to its final accuracy, divided by the steps LoRA+ takes to reach it
 /// (the LoRA+ paper's speed-up: the same accuracy in fewer steps). `None` if LoRA+ never gets
@@ -390,6 +400,32 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
         })?;
     }
     let mut summary = summary(&pairs, &findings, settings, records.len());
+    let scalings = scaling::width_scaling(&pairs, settings);
+    if !scalings.is_empty() {
+        scaling::write_csv(&scalings, &dir.join("width_scaling.csv"))?;
+        for scaling in &scalings {
+            make_atomic(&dir.join(format!("width_scaling_{}.png", scaling.task)), |tmp| {
+                plots::width_scaling(scaling, tmp)
+            })?;
+            let _ = writeln!(summary, "\nwidth scaling on {} (Theta(n) predicts slope 1)", scaling.task);
+            for p in &scaling.points {
+                let _ = writeln!(
+                    summary,
+                    "  width {:<6} best eta_A {:.2e}  ratio {:<6}  mean {:.4}",
+                    p.width, p.eta_a, p.ratio, p.mean
+                );
+            }
+            if let Some(slope) = scaling.slope {
+                let _ = writeln!(
+                    summary,
+                    "  slope of log2(best ratio) on log2(width): {:.2}, {:.0}% interval {}",
+                    slope.value,
+                    slope.level * 100.0,
+                    interval(&slope, 2)
+                );
+            }
+        }
+    }
     summary.push_str(&adaptive_summary(store));
     Ok(summary)
 }
@@ -654,6 +690,7 @@ fn write_best_ratios_csv(pairs: &[Pair], settings: &ReportSettings, findings: &F
 /// `gains.csv`: per pair, best plain LoRA vs best LoRA+ (cells chosen on the protocol's
 /// ranking), the per-seed differences and their paired test; then all pairs together.
 fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Findings, path: &Path) -> Result<()> {
+    let metric = settings.ranking_metric();
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record([
         "model",
@@ -661,15 +698,30 @@ fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Finding
         "axes",
         "lora_eta_a",
         "lora_mean",
+        "lora_std",
         "loraplus_eta_a",
         "loraplus_ratio",
         "loraplus_mean",
+        "loraplus_std",
         "gain",
         "gain_ci_low",
         "gain_ci_high",
         "seed_differences",
         "sign_flip_p",
+        "loraplus_speedup",
+        "default_ratio_eta_a",
+        "default_ratio_mean",
+        "default_ratio_std",
+        "default_ratio_gain",
+        "default_ratio_speedup",
     ])?;
+    let std = |r: &Ranked| r.cell.metric(metric).map(|m| m.std.to_string()).unwrap_or_default();
+    // Plain LoRA's final accuracy (on its mean curve) over the steps `other` takes to reach it.
+    let speedup_over = |lora: &Ranked, other: &Ranked| {
+        speedup(&lora.cell.mean_curve(metric), &other.cell.mean_curve(metric))
+            .map(|(s, ..)| s.to_string())
+            .unwrap_or_default()
+    };
     for pair in pairs {
         let (Some(lora), Some(plus)) = pair.best_lora_and_loraplus(settings) else {
             continue;
@@ -680,15 +732,19 @@ fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Finding
             .find(|(slug, ..)| *slug == pair.slug())
             .map(|(_, d, p)| (d.clone(), *p))
             .unwrap_or_default();
+        let default = pair.best_at_ratio(settings, DEFAULT_RATIO);
+        let default_field = |f: &dyn Fn(&Ranked) -> String| default.as_ref().map(f).unwrap_or_default();
         out.write_record([
             pair.model.clone(),
             pair.task.clone(),
             pair.label.clone(),
             lora.cell.eta_a.to_string(),
             lora.mean.to_string(),
+            std(&lora),
             plus.cell.eta_a.to_string(),
             plus.cell.ratio.to_string(),
             plus.mean.to_string(),
+            std(&plus),
             (plus.mean - lora.mean).to_string(),
             String::new(),
             String::new(),
@@ -698,25 +754,23 @@ fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Finding
                 .collect::<Vec<_>>()
                 .join(";"),
             p.map(|p| p.to_string()).unwrap_or_default(),
+            speedup_over(&lora, &plus),
+            default_field(&|d| d.cell.eta_a.to_string()),
+            default_field(&|d| d.mean.to_string()),
+            default_field(&|d| std(d)),
+            default_field(&|d| (d.mean - lora.mean).to_string()),
+            default_field(&|d| speedup_over(&lora, d)),
         ])?;
     }
     if let Some(gain) = findings.gain {
         let (p, _) = findings.gain_test.unzip();
-        out.write_record([
-            "all pairs".to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            gain.value.to_string(),
-            gain.low.to_string(),
-            gain.high.to_string(),
-            String::new(),
-            p.map(|p| p.to_string()).unwrap_or_default(),
-        ])?;
+        let mut row = vec![String::new(); 21];
+        row[0] = "all pairs".to_string();
+        row[10] = gain.value.to_string();
+        row[11] = gain.low.to_string();
+        row[12] = gain.high.to_string();
+        row[14] = p.map(|p| p.to_string()).unwrap_or_default();
+        out.write_record(row)?;
     }
     write_atomic(path, &out.into_inner()?).context("gains.csv")
 }
@@ -816,6 +870,20 @@ fn summary(pairs: &[Pair], findings: &Findings, settings: &ReportSettings, n_rec
                 None => {
                     let _ = writeln!(out, "  speed-up        LoRA+ never reaches LoRA's final accuracy");
                 }
+            }
+            if let Some(default) = pair.best_at_ratio(settings, DEFAULT_RATIO) {
+                let speed = speedup(
+                    &lora.cell.mean_curve(settings.ranking_metric()),
+                    &default.cell.mean_curve(settings.ranking_metric()),
+                )
+                .map_or("never reaches LoRA's final accuracy".to_string(), |(s, ..)| format!("speed-up {s:.2}x"));
+                let _ = writeln!(
+                    out,
+                    "  LoRA+ ratio {DEFAULT_RATIO:<4}eta_A {:.2e}  {metric} {:.4}  gain {:+.4}  {speed}",
+                    default.cell.eta_a,
+                    default.mean,
+                    default.mean - lora.mean
+                );
             }
         }
         if let Some(baseline) = pair.best_baseline(settings.ranking_metric()) {

@@ -100,6 +100,15 @@ pub fn mean_gain(tables: &[&Table], seeds: &[Vec<usize>]) -> Option<f64> {
     (!gains.is_empty()).then(|| gains.iter().sum::<f64>() / gains.len() as f64)
 }
 
+/// The least-squares slope of `y` on `x`; `None` without two distinct `x`.
+pub fn ols_slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    (sxx > 1e-12).then(|| sxy / sxx)
+}
+
 /// A point estimate with a bootstrap percentile interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
@@ -143,18 +152,33 @@ impl Bootstrap {
         tables: &[&Table],
         statistic: impl Fn(&[&Table], &[Vec<usize>]) -> Option<f64>,
     ) -> Option<Estimate> {
-        let all_seeds: Vec<Vec<usize>> = tables.iter().map(|t| (0..t.n_seeds()).collect()).collect();
-        let value = statistic(tables, &all_seeds)?;
+        self.estimate_over(tables, |t| t, |picked, seeds| {
+            let picked: Vec<&Table> = picked.iter().map(|t| **t).collect();
+            statistic(&picked, seeds)
+        })
+    }
+
+    /// [`Self::estimate`] over items that each carry a table (e.g. a width and its table):
+    /// resamples items, and seeds within each item's table.
+    pub fn estimate_over<T>(
+        &self,
+        items: &[T],
+        table: impl Fn(&T) -> &Table,
+        statistic: impl Fn(&[&T], &[Vec<usize>]) -> Option<f64>,
+    ) -> Option<Estimate> {
+        let all: Vec<&T> = items.iter().collect();
+        let all_seeds: Vec<Vec<usize>> = items.iter().map(|t| (0..table(t).n_seeds()).collect()).collect();
+        let value = statistic(&all, &all_seeds)?;
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut draws = Vec::with_capacity(self.samples);
         for _ in 0..self.samples {
-            let picked: Vec<&Table> = (0..tables.len())
-                .map(|_| tables[rng.random_range(0..tables.len())])
+            let picked: Vec<&T> = (0..items.len())
+                .map(|_| &items[rng.random_range(0..items.len())])
                 .collect();
             let seeds: Vec<Vec<usize>> = picked
                 .iter()
                 .map(|t| {
-                    let n = t.n_seeds();
+                    let n = table(t).n_seeds();
                     (0..n).map(|_| rng.random_range(0..n)).collect()
                 })
                 .collect();
