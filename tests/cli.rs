@@ -414,3 +414,86 @@ fn an_adaptive_sweep_extends_a_grid_that_misses_the_optimum_until_it_is_inside()
         "{text}"
     );
 }
+
+#[test]
+fn toy_widths_get_a_width_scaling_fit_and_gains_compare_ratio_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = r#"
+[[model]]
+name = "toy64"
+kind = "toy"
+width = 64
+pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
+
+[[model]]
+name = "toy32"
+kind = "toy"
+width = 32
+pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
+"#;
+    let text = TINY[..TINY.find("[[model]]").unwrap()].replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-2, 3e-2]") + models;
+    let config = write_config(dir.path(), "widths.toml", &text);
+    let out = dir.path().join("out");
+    let output = sweep(&config, &out);
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(summary.contains("width scaling on shift-a"), "{summary}");
+
+    // Each width's best cell, recomputed from results.csv: the highest seed-mean test accuracy
+    // among cells whose every seed trained and learned (status `ok`).
+    let results_path = out.join("results.csv");
+    let results = csv_rows(&results_path);
+    let [model, task, method, eta_a, ratio, accuracy, status] =
+        ["model", "task", "method", "eta_a", "ratio", "test_accuracy", "status"].map(|c| column(&results_path, c));
+    let best_ratio = |model_name: &str, task_name: &str| {
+        let mut cells: std::collections::BTreeMap<(String, String), Vec<Option<f64>>> = Default::default();
+        for row in results.iter().filter(|r| &r[model] == model_name && &r[task] == task_name) {
+            if &row[method] != "lora" {
+                continue; // head-only baseline
+            }
+            let value = (&row[status] == "ok").then(|| row[accuracy].parse::<f64>().unwrap());
+            cells
+                .entry((row[eta_a].to_string(), row[ratio].to_string()))
+                .or_default()
+                .push(value);
+        }
+        let ((_, r), _) = cells
+            .into_iter()
+            .filter_map(|(cell, v)| Some((cell, v.iter().copied().sum::<Option<f64>>()? / v.len() as f64)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.1.parse::<f64>().unwrap().total_cmp(&a.0.1.parse().unwrap())))
+            .unwrap();
+        r.parse::<f64>().unwrap()
+    };
+
+    let scaling_path = out.join("width_scaling.csv");
+    let rows = csv_rows(&scaling_path);
+    assert_eq!(rows.len(), 2 * 2, "two widths on each of two tasks");
+    let [s_task, s_width, s_ratio, s_slope] =
+        ["task", "width", "best_ratio", "slope"].map(|c| column(&scaling_path, c));
+    for task_name in ["shift-a", "shift-b"] {
+        let points: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .filter(|r| &r[s_task] == task_name)
+            .map(|r| (r[s_width].parse().unwrap(), r[s_ratio].parse().unwrap(), r[s_slope].parse().unwrap()))
+            .collect();
+        for (width, ratio, _) in &points {
+            assert_eq!(*ratio, best_ratio(&format!("toy{width}"), task_name), "toy{width}/{task_name}");
+        }
+        // Two points: the slope is the line through them.
+        let [(w1, r1, slope), (w2, r2, _)] = points[..] else { panic!("two widths") };
+        let expected = (r2.log2() - r1.log2()) / (w2.log2() - w1.log2());
+        assert!((slope - expected).abs() < 1e-9, "{task_name}: slope {slope} vs {expected}");
+        assert!(is_png(&out.join(format!("width_scaling_{task_name}.png"))));
+    }
+
+    // gains.csv: LoRA+ at ratio 16 beside the best of each, its gain over LoRA consistent.
+    let gains_path = out.join("gains.csv");
+    let [lora_mean, default_mean, default_gain] =
+        ["lora_mean", "default_ratio_mean", "default_ratio_gain"].map(|c| column(&gains_path, c));
+    let pair_rows: Vec<_> = csv_rows(&gains_path).into_iter().filter(|r| &r[0] != "all pairs").collect();
+    assert_eq!(pair_rows.len(), 4);
+    for row in pair_rows {
+        let (lora, default, gain): (f64, f64, f64) =
+            (row[lora_mean].parse().unwrap(), row[default_mean].parse().unwrap(), row[default_gain].parse().unwrap());
+        assert!((default - lora - gain).abs() < 1e-12);
+    }
+}
