@@ -350,6 +350,9 @@ pub struct Run {
     pub backend: String,
     /// The machine.
     pub host: String,
+    /// What computed: the device Burn was given and the host's CPU model.
+    #[serde(default)]
+    pub device: String,
     /// Its cores.
     pub cpus: usize,
     /// Trials (or groups) at a time.
@@ -365,6 +368,17 @@ pub struct Run {
     pub wall_seconds: f64,
     /// Seconds since the Unix epoch at its end.
     pub finished_at: u64,
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), or `unknown CPU`.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 /// Appends this invocation to `DIR/manifest.json`: what ran, with which code, where, how long.
@@ -384,6 +398,7 @@ fn record_run(
         code_version: CODE_VERSION.into(),
         backend: backend_name(device),
         host: host_name(),
+        device: format!("{device:?} on {}", cpu_model()),
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         jobs: options.jobs,
         shard: options.shard,
