@@ -446,7 +446,10 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
         ["model", "task", "method", "eta_a", "ratio", "test_accuracy", "status"].map(|c| column(&results_path, c));
     let best_ratio = |model_name: &str, task_name: &str| {
         let mut cells: std::collections::BTreeMap<(String, String), Vec<Option<f64>>> = Default::default();
-        for row in results.iter().filter(|r| &r[model] == model_name && &r[task] == task_name) {
+        for row in results
+            .iter()
+            .filter(|r| &r[model] == model_name && &r[task] == task_name)
+        {
             if &row[method] != "lora" {
                 continue; // head-only baseline
             }
@@ -459,7 +462,10 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
         let ((_, r), _) = cells
             .into_iter()
             .filter_map(|(cell, v)| Some((cell, v.iter().copied().sum::<Option<f64>>()? / v.len() as f64)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.1.parse::<f64>().unwrap().total_cmp(&a.0.1.parse().unwrap())))
+            .max_by(|a, b| {
+                a.1.total_cmp(&b.1)
+                    .then(b.0.1.parse::<f64>().unwrap().total_cmp(&a.0.1.parse().unwrap()))
+            })
             .unwrap();
         r.parse::<f64>().unwrap()
     };
@@ -473,15 +479,30 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
         let points: Vec<(f64, f64, f64)> = rows
             .iter()
             .filter(|r| &r[s_task] == task_name)
-            .map(|r| (r[s_width].parse().unwrap(), r[s_ratio].parse().unwrap(), r[s_slope].parse().unwrap()))
+            .map(|r| {
+                (
+                    r[s_width].parse().unwrap(),
+                    r[s_ratio].parse().unwrap(),
+                    r[s_slope].parse().unwrap(),
+                )
+            })
             .collect();
         for (width, ratio, _) in &points {
-            assert_eq!(*ratio, best_ratio(&format!("toy{width}"), task_name), "toy{width}/{task_name}");
+            assert_eq!(
+                *ratio,
+                best_ratio(&format!("toy{width}"), task_name),
+                "toy{width}/{task_name}"
+            );
         }
         // Two points: the slope is the line through them.
-        let [(w1, r1, slope), (w2, r2, _)] = points[..] else { panic!("two widths") };
+        let [(w1, r1, slope), (w2, r2, _)] = points[..] else {
+            panic!("two widths")
+        };
         let expected = (r2.log2() - r1.log2()) / (w2.log2() - w1.log2());
-        assert!((slope - expected).abs() < 1e-9, "{task_name}: slope {slope} vs {expected}");
+        assert!(
+            (slope - expected).abs() < 1e-9,
+            "{task_name}: slope {slope} vs {expected}"
+        );
         assert!(is_png(&out.join(format!("width_scaling_{task_name}.png"))));
     }
 
@@ -489,11 +510,17 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
     let gains_path = out.join("gains.csv");
     let [lora_mean, default_mean, default_gain] =
         ["lora_mean", "default_ratio_mean", "default_ratio_gain"].map(|c| column(&gains_path, c));
-    let pair_rows: Vec<_> = csv_rows(&gains_path).into_iter().filter(|r| &r[0] != "all pairs").collect();
+    let pair_rows: Vec<_> = csv_rows(&gains_path)
+        .into_iter()
+        .filter(|r| &r[0] != "all pairs")
+        .collect();
     assert_eq!(pair_rows.len(), 4);
     for row in pair_rows {
-        let (lora, default, gain): (f64, f64, f64) =
-            (row[lora_mean].parse().unwrap(), row[default_mean].parse().unwrap(), row[default_gain].parse().unwrap());
+        let (lora, default, gain): (f64, f64, f64) = (
+            row[lora_mean].parse().unwrap(),
+            row[default_mean].parse().unwrap(),
+            row[default_gain].parse().unwrap(),
+        );
         assert!((default - lora - gain).abs() < 1e-12);
     }
 }

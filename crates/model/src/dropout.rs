@@ -189,7 +189,13 @@ mod tests {
         rand::rngs::StdRng::seed_from_u64(9).fill(&mut bits[..]);
         let expected: Vec<f32> = bits
             .iter()
-            .map(|&b| if (b as f64) < keep * 4_294_967_296.0 { (1.0 / keep) as f32 } else { 0.0 })
+            .map(|&b| {
+                if (b as f64) < keep * 4_294_967_296.0 {
+                    (1.0 / keep) as f32
+                } else {
+                    0.0
+                }
+            })
             .collect();
         assert_eq!(first, expected[..n]);
         assert_eq!(second, expected[n..]);

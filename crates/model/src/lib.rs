@@ -28,8 +28,8 @@ mod weights;
 pub use adapt::{AttachConfig, LoraModel, Site, attach, merge, unmerge};
 pub use dropout::{Dropout, DropoutConfig, with_dropout_seed, with_member_dropout};
 pub use error::LoraError;
-pub use malloc::keep_freed_buffers;
 pub use lora::{
     LoraConfig, LoraEmbedding, LoraEmbeddingConfig, LoraInit, LoraLinear, LoraLinearConfig, LoraScaling, LowRank,
 };
+pub use malloc::keep_freed_buffers;
 pub use params::{ParamInfo, format_param_table, param_counts, param_table};

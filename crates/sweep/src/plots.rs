@@ -468,7 +468,9 @@ pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
         .collect();
     let n = points.len() as f64;
     let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
-    let (x_lo, x_hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
+    let (x_lo, x_hi) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
     let through_centre = |slope: f64| vec![(x_lo, my + slope * (x_lo - mx)), (x_hi, my + slope * (x_hi - mx))];
     let mut ys: Vec<f64> = points.iter().map(|(_, y)| *y).collect();
     ys.extend(through_centre(1.0).iter().map(|(_, y)| *y));
@@ -478,7 +480,10 @@ pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
     let err = plot_error(path);
     root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("best eta_B / eta_A against width, task {}", scaling.task), (FONT, 22))
+        .caption(
+            format!("best eta_B / eta_A against width, task {}", scaling.task),
+            (FONT, 22),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(55)
@@ -512,7 +517,11 @@ pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
     }
     chart
-        .draw_series(points.iter().map(|p| Circle::new(*p, 6, RGBColor(31, 119, 180).filled())))
+        .draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new(*p, 6, RGBColor(31, 119, 180).filled())),
+        )
         .map_err(&err)?
         .label("best cell per width")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, RGBColor(31, 119, 180).filled()));

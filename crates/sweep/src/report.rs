@@ -407,7 +407,11 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
             make_atomic(&dir.join(format!("width_scaling_{}.png", scaling.task)), |tmp| {
                 plots::width_scaling(scaling, tmp)
             })?;
-            let _ = writeln!(summary, "\nwidth scaling on {} (Theta(n) predicts slope 1)", scaling.task);
+            let _ = writeln!(
+                summary,
+                "\nwidth scaling on {} (Theta(n) predicts slope 1)",
+                scaling.task
+            );
             for p in &scaling.points {
                 let _ = writeln!(
                     summary,
@@ -876,7 +880,9 @@ fn summary(pairs: &[Pair], findings: &Findings, settings: &ReportSettings, n_rec
                     &lora.cell.mean_curve(settings.ranking_metric()),
                     &default.cell.mean_curve(settings.ranking_metric()),
                 )
-                .map_or("never reaches LoRA's final accuracy".to_string(), |(s, ..)| format!("speed-up {s:.2}x"));
+                .map_or("never reaches LoRA's final accuracy".to_string(), |(s, ..)| {
+                    format!("speed-up {s:.2}x")
+                });
                 let _ = writeln!(
                     out,
                     "  LoRA+ ratio {DEFAULT_RATIO:<4}eta_A {:.2e}  {metric} {:.4}  gain {:+.4}  {speed}",

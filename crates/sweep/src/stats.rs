@@ -152,10 +152,14 @@ impl Bootstrap {
         tables: &[&Table],
         statistic: impl Fn(&[&Table], &[Vec<usize>]) -> Option<f64>,
     ) -> Option<Estimate> {
-        self.estimate_over(tables, |t| t, |picked, seeds| {
-            let picked: Vec<&Table> = picked.iter().map(|t| **t).collect();
-            statistic(&picked, seeds)
-        })
+        self.estimate_over(
+            tables,
+            |t| t,
+            |picked, seeds| {
+                let picked: Vec<&Table> = picked.iter().map(|t| **t).collect();
+                statistic(&picked, seeds)
+            },
+        )
     }
 
     /// [`Self::estimate`] over items that each carry a table (e.g. a width and its table):

@@ -119,31 +119,35 @@ pub fn attention_softmax(
 /// The gradient of [`attention_softmax`] with respect to the scores:
 /// `scale * p * (g - sum(g * p))` per row, where `g` is the incoming gradient times the dropout
 /// mask.
-pub fn attention_softmax_backward(probs: &[f32], keys: usize, scale: f32, grad: &[f32], dropout: Option<&[f32]>) -> Vec<f32> {
+pub fn attention_softmax_backward(
+    probs: &[f32],
+    keys: usize,
+    scale: f32,
+    grad: &[f32],
+    dropout: Option<&[f32]>,
+) -> Vec<f32> {
     let mut out = vec![0.0; probs.len()];
     let rows = block_rows(keys);
-    out.par_chunks_mut(rows * keys)
-        .enumerate()
-        .for_each(|(block, out)| {
-            let first = block * rows * keys;
-            for (r, o) in out.chunks_mut(keys).enumerate() {
-                let at = first + r * keys;
-                let p = &probs[at..at + keys];
-                let g = &grad[at..at + keys];
-                match dropout {
-                    Some(mask) => {
-                        for ((o, &g), &m) in o.iter_mut().zip(g).zip(&mask[at..at + keys]) {
-                            *o = g * m;
-                        }
+    out.par_chunks_mut(rows * keys).enumerate().for_each(|(block, out)| {
+        let first = block * rows * keys;
+        for (r, o) in out.chunks_mut(keys).enumerate() {
+            let at = first + r * keys;
+            let p = &probs[at..at + keys];
+            let g = &grad[at..at + keys];
+            match dropout {
+                Some(mask) => {
+                    for ((o, &g), &m) in o.iter_mut().zip(g).zip(&mask[at..at + keys]) {
+                        *o = g * m;
                     }
-                    None => o.copy_from_slice(g),
                 }
-                let dot: f32 = o.iter().zip(p).map(|(g, p)| g * p).sum();
-                for (o, &p) in o.iter_mut().zip(p) {
-                    *o = scale * p * (*o - dot);
-                }
+                None => o.copy_from_slice(g),
             }
-        });
+            let dot: f32 = o.iter().zip(p).map(|(g, p)| g * p).sum();
+            for (o, &p) in o.iter_mut().zip(p) {
+                *o = scale * p * (*o - dot);
+            }
+        }
+    });
     out
 }
 
@@ -161,13 +165,30 @@ pub struct Matrix<'a> {
 impl<'a> Matrix<'a> {
     /// A row-major `rows x cols` matrix.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "{rows} x {cols} matrix from {} values", data.len());
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "{rows} x {cols} matrix from {} values",
+            data.len()
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
     }
 
     /// The transpose (no copy).
     pub fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 }
 
@@ -184,7 +205,10 @@ pub fn matmul_into(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
     for x in [a, b] {
         // The last element read is within the buffer.
         let last = (x.rows.max(1) - 1) * x.row_stride + (x.cols.max(1) - 1) * x.col_stride;
-        assert!(x.rows * x.cols == 0 || last < x.data.len(), "matrix strides run past its buffer");
+        assert!(
+            x.rows * x.cols == 0 || last < x.data.len(),
+            "matrix strides run past its buffer"
+        );
     }
     if m * n == 0 {
         return;
@@ -230,7 +254,12 @@ pub fn linear(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0; rows * d_out];
     out.par_chunks_mut(block_rows(d_out) * d_out)
         .for_each(|block| block.chunks_mut(d_out).for_each(|row| row.copy_from_slice(bias)));
-    matmul_into(&mut out, true, Matrix::new(x, rows, d_in), Matrix::new(weight, d_in, d_out));
+    matmul_into(
+        &mut out,
+        true,
+        Matrix::new(x, rows, d_in),
+        Matrix::new(weight, d_in, d_out),
+    );
     out
 }
 
@@ -257,7 +286,9 @@ fn sum_over_rows(n_rows: usize, width: usize, add: impl Fn(usize, &mut [f32]) + 
 /// Column sums of a row-major matrix with `width` columns (a bias's gradient).
 pub fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
     sum_over_rows(values.len() / width, width, |r, sums| {
-        sums.iter_mut().zip(&values[r * width..(r + 1) * width]).for_each(|(s, v)| *s += v);
+        sums.iter_mut()
+            .zip(&values[r * width..(r + 1) * width])
+            .for_each(|(s, v)| *s += v);
     })
 }
 
@@ -352,31 +383,32 @@ pub fn residual_layer_norm_backward(
     let width = gamma.len();
     let mut dv = vec![0.0; grad.len()];
     let rows = block_rows(width);
-    dv.par_chunks_mut(rows * width)
-        .enumerate()
-        .for_each(|(block, dv)| {
-            let first = block * rows;
-            for (r, dv) in dv.chunks_mut(width).enumerate() {
-                let row = first + r;
-                let at = row * width;
-                let (g, xhat) = (&grad[at..at + width], &saved.normalized[at..at + width]);
-                // d xhat = g * gamma; d v = inv_std * (d xhat - mean(d xhat) - xhat * mean(d xhat * xhat)).
-                let (mut sum, mut sum_xhat) = (0.0f32, 0.0f32);
-                for ((&g, &gamma), &xhat) in g.iter().zip(gamma).zip(xhat) {
-                    let d = g * gamma;
-                    sum += d;
-                    sum_xhat += d * xhat;
-                }
-                let (mean, mean_xhat) = (sum / width as f32, sum_xhat / width as f32);
-                let inv = saved.inv_std[row];
-                for (((dv, &g), &gamma), &xhat) in dv.iter_mut().zip(g).zip(gamma).zip(xhat) {
-                    *dv = inv * (g * gamma - mean - xhat * mean_xhat);
-                }
+    dv.par_chunks_mut(rows * width).enumerate().for_each(|(block, dv)| {
+        let first = block * rows;
+        for (r, dv) in dv.chunks_mut(width).enumerate() {
+            let row = first + r;
+            let at = row * width;
+            let (g, xhat) = (&grad[at..at + width], &saved.normalized[at..at + width]);
+            // d xhat = g * gamma; d v = inv_std * (d xhat - mean(d xhat) - xhat * mean(d xhat * xhat)).
+            let (mut sum, mut sum_xhat) = (0.0f32, 0.0f32);
+            for ((&g, &gamma), &xhat) in g.iter().zip(gamma).zip(xhat) {
+                let d = g * gamma;
+                sum += d;
+                sum_xhat += d * xhat;
             }
-        });
+            let (mean, mean_xhat) = (sum / width as f32, sum_xhat / width as f32);
+            let inv = saved.inv_std[row];
+            for (((dv, &g), &gamma), &xhat) in dv.iter_mut().zip(g).zip(gamma).zip(xhat) {
+                *dv = inv * (g * gamma - mean - xhat * mean_xhat);
+            }
+        }
+    });
     let parameters = parameter_grads.then(|| {
         let d_gamma = sum_over_rows(grad.len() / width, width, |r, sums| {
-            let (g, xhat) = (&grad[r * width..(r + 1) * width], &saved.normalized[r * width..(r + 1) * width]);
+            let (g, xhat) = (
+                &grad[r * width..(r + 1) * width],
+                &saved.normalized[r * width..(r + 1) * width],
+            );
             for ((s, &g), &xhat) in sums.iter_mut().zip(g).zip(xhat) {
                 *s += g * xhat;
             }
@@ -408,14 +440,20 @@ mod tests {
             let h = 1e-3f64;
             let gelu64 = |x: f64| x * 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
             let numeric = (gelu64(x as f64 + h) - gelu64(x as f64 - h)) / (2.0 * h);
-            assert!((analytic[i] as f64 - numeric).abs() < 1e-5, "x = {x}: {} vs {numeric}", analytic[i]);
+            assert!(
+                (analytic[i] as f64 - numeric).abs() < 1e-5,
+                "x = {x}: {} vs {numeric}",
+                analytic[i]
+            );
         }
     }
 
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
         let width = 384;
-        let x: Vec<f32> = (0..width * 300).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let x: Vec<f32> = (0..width * 300)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
         let gamma: Vec<f32> = (0..width).map(|i| 1.0 + i as f32 / width as f32).collect();
         let run = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

@@ -23,11 +23,11 @@ mod kernels;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, ExtensionType, Flex, TensorMetadata, backend_extension};
 use burn::nn::LayerNorm;
@@ -57,9 +57,17 @@ fn fusable<const D: usize>(x: &Tensor<D>) -> bool {
 /// If `x`'s last axis is not `d_in`, or the bias is not `d_out` long.
 pub fn linear<const D: usize>(x: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
     let ([d_in, d_out], width) = (weight.dims(), x.dims()[D - 1]);
-    assert_eq!(width, d_in, "linear: input width {width} but the weight is {d_in} x {d_out}");
+    assert_eq!(
+        width, d_in,
+        "linear: input width {width} but the weight is {d_in} x {d_out}"
+    );
     if let Some(bias) = &bias {
-        assert_eq!(bias.dims(), [d_out], "linear: bias of {:?} for {d_out} outputs", bias.dims());
+        assert_eq!(
+            bias.dims(),
+            [d_out],
+            "linear: bias of {:?} for {d_out} outputs",
+            bias.dims()
+        );
     }
     match bias {
         Some(bias) if fusable(&x) => Tensor::from_dispatch(<Dispatch as FusedOps>::fused_linear(
@@ -202,7 +210,11 @@ type FlexFloat = FloatTensor<Flex>;
 
 /// `t` with a contiguous row-major `f32` buffer (a copy only if it was a strided view).
 fn contiguous(t: FlexFloat) -> FlexFloat {
-    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 fn slice(t: &FlexFloat) -> &[f32] {
@@ -228,7 +240,12 @@ struct SoftmaxSaved {
     scale: f32,
 }
 
-fn softmax_forward(scores: FlexFloat, key_bias: FlexFloat, dropout: Option<FlexFloat>, scale: f32) -> (FlexFloat, SoftmaxSaved) {
+fn softmax_forward(
+    scores: FlexFloat,
+    key_bias: FlexFloat,
+    dropout: Option<FlexFloat>,
+    scale: f32,
+) -> (FlexFloat, SoftmaxSaved) {
     let shape = scores.shape();
     let [_, heads, queries, keys] = shape.dims();
     let (scores, key_bias, dropout) = (contiguous(scores), contiguous(key_bias), dropout.map(contiguous));
@@ -241,7 +258,11 @@ fn softmax_forward(scores: FlexFloat, key_bias: FlexFloat, dropout: Option<FlexF
         dropout.as_ref().map(slice),
     );
     let probs = flex(probs, shape.clone());
-    let output = if dropout.is_some() { flex(dropped, shape) } else { probs.clone() };
+    let output = if dropout.is_some() {
+        flex(dropped, shape)
+    } else {
+        probs.clone()
+    };
     (output, SoftmaxSaved { probs, dropout, scale })
 }
 
@@ -291,12 +312,7 @@ impl FusedOps for Flex {
         flex(kernels::gelu(slice(&x)), shape)
     }
 
-    fn fused_attention_softmax(
-        scores: FlexFloat,
-        key_bias: FlexFloat,
-        dropout: Mask<Flex>,
-        scale: f32,
-    ) -> FlexFloat {
+    fn fused_attention_softmax(scores: FlexFloat, key_bias: FlexFloat, dropout: Mask<Flex>, scale: f32) -> FlexFloat {
         softmax_forward(scores, key_bias, dropout.into_option(), scale).0
     }
 
@@ -344,7 +360,10 @@ impl Backward<Flex, 3> for LinearBackward {
             grads.register::<Flex>(node.id, flex(d_weight, Shape::new([d_in, d_out])));
         }
         if let Some(node) = bias_node {
-            grads.register::<Flex>(node.id, flex(kernels::column_sums(slice(&grad), d_out), Shape::new([d_out])));
+            grads.register::<Flex>(
+                node.id,
+                flex(kernels::column_sums(slice(&grad), d_out), Shape::new([d_out])),
+            );
         }
     }
 }
@@ -386,7 +405,10 @@ impl Backward<Flex, 2> for SoftmaxBackward {
             slice(&grad),
             saved.dropout.as_ref().map(slice),
         );
-        assert!(key_bias.is_none(), "the attention key bias is a constant, not a parameter");
+        assert!(
+            key_bias.is_none(),
+            "the attention key bias is a constant, not a parameter"
+        );
         if let Some(scores) = scores {
             grads.register::<Flex>(scores.id, flex(d_scores, shape));
         }

@@ -103,8 +103,16 @@ fn linear_matches_burn_with_and_without_weight_gradients() {
         let reference = burn::tensor::module::linear(x.clone(), weight.clone(), Some(bias.clone()));
         assert_close(&values(fused.clone()), &values(reference.clone()), 1e-5);
         let (fused, reference) = (functional(fused, 17).backward(), functional(reference, 17).backward());
-        assert_close(&values(x.grad(&fused).unwrap()), &values(x.grad(&reference).unwrap()), 1e-5);
-        assert_close(&values(bias.grad(&fused).unwrap()), &values(bias.grad(&reference).unwrap()), 1e-5);
+        assert_close(
+            &values(x.grad(&fused).unwrap()),
+            &values(x.grad(&reference).unwrap()),
+            1e-5,
+        );
+        assert_close(
+            &values(bias.grad(&fused).unwrap()),
+            &values(bias.grad(&reference).unwrap()),
+            1e-5,
+        );
         match weight.grad(&fused) {
             Some(d_weight) => assert_close(&values(d_weight), &values(weight.grad(&reference).unwrap()), 1e-5),
             None => assert!(!weight_trains, "a trainable weight gets a gradient"),

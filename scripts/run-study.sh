@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs a study, experiments/STUDY.toml -> results/STUDY, and commits its trial records to git
+# every INTERVAL seconds (default 600) and at the end, so an interrupted study resumes from its
+# last commit instead of starting over (`loraplus sweep` skips every finished record).
+#
+#   scripts/run-study.sh STUDY [INTERVAL] [-- SWEEP OPTIONS...]
+#
+# Only results/STUDY is committed (`git commit -- PATH`); other work in the tree is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+study=${1:?usage: scripts/run-study.sh STUDY [INTERVAL] [-- SWEEP OPTIONS...]}
+shift
+interval=600
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then interval=$1; shift; fi
+[ "${1:-}" = "--" ] && shift
+config=experiments/$study.toml
+out=results/$study
+[ -f "$config" ] || { echo "error: no study config $config" >&2; exit 1; }
+
+cargo build --quiet --release --workspace
+commit() {
+  local n
+  n=$(find "$out/trials" -name '*.json' 2>/dev/null | wc -l)
+  git add -- "$out" 2>/dev/null || return 0
+  git commit --quiet -m "$study: $n trial records" -- "$out" 2>/dev/null || true
+}
+"${CARGO_TARGET_DIR:-target}/release/loraplus" sweep "$config" --out "$out" "$@" &
+sweep=$!
+trap 'kill $sweep 2>/dev/null; wait $sweep; commit; exit 130' INT TERM
+status=0
+while true; do
+  sleep "$interval" &
+  sleeper=$!
+  finished=
+  wait -n -p finished "$sweep" "$sleeper" || status=$?
+  if [ "$finished" = "$sweep" ]; then
+    kill "$sleeper" 2>/dev/null || true
+    break
+  fi
+  status=0
+  commit
+done
+commit
+exit "$status"
