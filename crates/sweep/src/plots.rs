@@ -10,7 +10,7 @@ use plotters::style::{FontStyle, register_font};
 
 use crate::adaptive::Edge;
 use crate::config::Metric;
-use crate::report::{Cell, Findings, Pair, ReportSettings, speedup};
+use crate::report::{Cell, DEFAULT_RATIO, Findings, Pair, ReportSettings, speedup};
 use crate::scaling::WidthScaling;
 use crate::store::Outcome;
 
@@ -282,6 +282,17 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()>
             format!("LoRA+: ratio {}, eta_A {:.1e}", p.cell.ratio, p.cell.eta_a),
             p.cell.mean_curve(metric),
             RGBColor(214, 39, 40),
+        ));
+    }
+    // LoRA+ at the paper's default ratio with eta_A tuned, when it is not the best LoRA+ already.
+    if let Some(d) = pair
+        .best_at_ratio(settings, DEFAULT_RATIO)
+        .filter(|d| plus.as_ref().is_none_or(|p| !std::ptr::eq(p.cell, d.cell)))
+    {
+        series.push((
+            format!("LoRA+: ratio {DEFAULT_RATIO} (default), eta_A {:.1e}", d.cell.eta_a),
+            d.cell.mean_curve(metric),
+            RGBColor(255, 127, 14),
         ));
     }
     if let Some(b) = baseline {
