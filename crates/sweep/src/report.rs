@@ -431,6 +431,7 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
         }
     }
     summary.push_str(&adaptive_summary(store));
+    write_atomic(&dir.join("summary.txt"), summary.as_bytes()).context("summary.txt")?;
     Ok(summary)
 }
 
