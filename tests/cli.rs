@@ -524,3 +524,32 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
         assert!((default - lora - gain).abs() < 1e-12);
     }
 }
+
+#[test]
+fn a_report_on_an_unfinished_sweep_names_the_incomplete_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "tiny.toml", TINY);
+    let out = dir.path().join("out");
+    let summary = String::from_utf8(sweep(&config, &out).stdout).unwrap();
+    assert!(!summary.contains("INCOMPLETE"), "{summary}");
+
+    // Remove two records of one pair, as if the sweep had been interrupted.
+    let ids: Vec<String> = records(&out)
+        .into_iter()
+        .filter(|(_, r)| r["spec"]["task"]["name"] == "shift-b")
+        .map(|(id, _)| id)
+        .take(2)
+        .collect();
+    for id in &ids {
+        fs::remove_file(out.join("trials").join(format!("{id}.json"))).unwrap();
+    }
+    let report = loraplus(&["report", out.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let summary = String::from_utf8(report.stdout).unwrap();
+    assert!(
+        summary.contains("INCOMPLETE") && summary.contains("mlp/shift-b: 2 of 16 planned trials have no record yet"),
+        "{summary}"
+    );
+    assert!(!summary.contains("mlp/shift-a:"), "{summary}");
+    assert_eq!(fs::read_to_string(out.join("summary.txt")).unwrap(), summary);
+}

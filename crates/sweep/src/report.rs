@@ -430,20 +430,27 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
             }
         }
     }
-    summary.push_str(&adaptive_summary(store));
+    if let Some((config, stages)) = planned(store) {
+        summary.push_str(&adaptive_summary(&config, &stages));
+        summary.push_str(&incomplete_summary(store, &stages));
+    }
     write_atomic(&dir.join("summary.txt"), summary.as_bytes()).context("summary.txt")?;
     Ok(summary)
 }
 
-/// For an adaptive sweep, how far its grid was extended: stages as its records plan them.
-fn adaptive_summary(store: &Store) -> String {
-    let Ok((config, _)) = SweepConfig::load(&store.dir().join("config.toml")) else {
-        return String::new();
-    };
+/// What the directory's config plans, stage by stage, as its records replan it; `None` without a
+/// readable `config.toml`.
+fn planned(store: &Store) -> Option<(SweepConfig, Vec<adaptive::Stage>)> {
+    let (config, _) = SweepConfig::load(&store.dir().join("config.toml")).ok()?;
+    let stages = adaptive::stages(&config, |t| store.finished(&t.id()));
+    Some((config, stages))
+}
+
+/// For an adaptive sweep, how far its grid was extended.
+fn adaptive_summary(config: &SweepConfig, stages: &[adaptive::Stage]) -> String {
     if !config.adaptive.as_ref().is_some_and(|a| a.enabled) {
         return String::new();
     }
-    let stages = adaptive::stages(&config, |t| store.finished(&t.id()));
     let rounds = stages
         .iter()
         .filter(|s| matches!(s.kind, StageKind::Extension(_)))
@@ -456,6 +463,33 @@ fn adaptive_summary(store: &Store) -> String {
     format!(
         "adaptive: the grid was extended in {rounds} round(s), {added} trials added (stages: {})\n",
         listed.join(", ")
+    )
+}
+
+/// The pairs whose planned trials are not all recorded yet (a running or interrupted sweep): the
+/// report covers only the records present, so their best cells and ratios may still change.
+fn incomplete_summary(store: &Store, stages: &[adaptive::Stage]) -> String {
+    let mut by_pair: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for trial in stages.iter().flat_map(|s| &s.trials) {
+        let entry = by_pair
+            .entry(format!("{}/{}", trial.model.name, trial.task.name))
+            .or_default();
+        entry.1 += 1;
+        if store.finished(&trial.id()).is_none() {
+            entry.0 += 1;
+        }
+    }
+    let missing: Vec<String> = by_pair
+        .iter()
+        .filter(|(_, (missing, _))| *missing > 0)
+        .map(|(pair, (missing, planned))| format!("  {pair}: {missing} of {planned} planned trials have no record yet"))
+        .collect();
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        "INCOMPLETE: this report covers the records present; these pairs may still change:\n{}\n",
+        missing.join("\n")
     )
 }
 
