@@ -455,19 +455,6 @@ pub fn ratio_distribution(distribution: &Findings, top_k: usize, path: &Path) ->
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colormap_ends_and_gaps() {
-        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
-        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
-        let gaps = half_gaps(&[1e-4, 1e-3, 1e-1]);
-        assert!((gaps[0].0 - 0.5).abs() < 1e-12 && (gaps[1].1 - 1.0).abs() < 1e-12 && (gaps[2].1 - 1.0).abs() < 1e-12);
-    }
-}
-
 /// `log2(best ratio)` against `log2(width)` with the fitted slope, its interval, and the slope-1
 /// line that `Theta(n)` predicts (both through the points' centre).
 pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
@@ -546,4 +533,17 @@ pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
         .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colormap_ends_and_gaps() {
+        assert_eq!(viridis(0.0), RGBColor(68, 1, 84));
+        assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
+        let gaps = half_gaps(&[1e-4, 1e-3, 1e-1]);
+        assert!((gaps[0].0 - 0.5).abs() < 1e-12 && (gaps[1].1 - 1.0).abs() < 1e-12 && (gaps[2].1 - 1.0).abs() < 1e-12);
+    }
 }
