@@ -218,14 +218,7 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()
             Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
         }))
         .map_err(&err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(&err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 14).map_err(&err)?;
     colorbar(&legend_area, lo, hi, metric).map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
@@ -246,6 +239,21 @@ fn colorbar<'a>(area: &DrawingArea<BitMapBackend<'a>, Shift>, lo: f64, hi: f64, 
     }
     area.draw(&Text::new(metric_name(metric).to_string(), (4, bottom + 30), style))?;
     Ok(())
+}
+
+/// The series legend every plot draws: framed, on a near-opaque white box, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, font_size))
+        .draw()
 }
 
 fn label_suffix(pair: &Pair) -> String {
@@ -364,14 +372,7 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()>
             )))
             .map_err(&err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(&err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 14).map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
@@ -442,14 +443,7 @@ pub fn ratio_distribution(distribution: &Findings, top_k: usize, path: &Path) ->
             .map_err(&err)?
             .label(format!("median {median:.2} (ratio {:.1})", median.exp2()))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(3)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 15))
-            .draw()
-            .map_err(&err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 15).map_err(&err)?;
     }
     root.present().map_err(&err)?;
     Ok(())
@@ -523,14 +517,7 @@ pub fn width_scaling(scaling: &WidthScaling, path: &Path) -> Result<()> {
         .map_err(&err)?
         .label("best cell per width")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, RGBColor(31, 119, 180).filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(&err)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 15).map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
