@@ -551,5 +551,14 @@ fn a_report_on_an_unfinished_sweep_names_the_incomplete_pairs() {
         "{summary}"
     );
     assert!(!summary.contains("mlp/shift-a:"), "{summary}");
+    // Where the records came from is counted from the records that are there.
+    let left = records(&out);
+    let version = left.values().next().unwrap()["provenance"]["code_version"]
+        .as_str()
+        .unwrap();
+    assert!(
+        summary.contains(&format!("records from code {version} ({}); backend flex", left.len())),
+        "{summary}"
+    );
     assert_eq!(fs::read_to_string(out.join("summary.txt")).unwrap(), summary);
 }

@@ -313,6 +313,22 @@ fn repeated_kills_lose_nothing_and_the_resumed_sweep_matches_an_uninterrupted_on
     }
     assert_eq!(status(&killed).0["missing"], 0);
 
+    // The manifest accounts for the killed runs too: each entry is rewritten after every
+    // record, so only the resume has an end, and the trials the runs say they ran add up to
+    // the records (a kill between a record and its manifest update loses one count at most).
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(killed.join("manifest.json")).unwrap()).unwrap();
+    let runs = manifest["runs"].as_array().unwrap();
+    let (last, killed_runs) = runs.split_last().unwrap();
+    assert!(last["finished_at"].is_u64(), "the resume finished: {last}");
+    for run in killed_runs {
+        assert!(run["finished_at"].is_null(), "a killed run has no end: {run}");
+    }
+    let counted = trials_run(&killed);
+    assert!(
+        (32 - kills as u64..=32).contains(&counted),
+        "the runs say they ran {counted} trials; 32 records, {kills} kills"
+    );
+
     let clean = dir.path().join("clean");
     sweep(&config, &clean);
     assert_same_sweep(&killed, &clean);

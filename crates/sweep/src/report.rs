@@ -400,6 +400,7 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
         })?;
     }
     let mut summary = summary(&pairs, &findings, settings, records.len());
+    summary.insert_str(summary.find('\n').map_or(0, |i| i + 1), &provenance_summary(&records));
     let scalings = scaling::width_scaling(&pairs, settings);
     if !scalings.is_empty() {
         scaling::write_csv(&scalings, &dir.join("width_scaling.csv"))?;
@@ -436,6 +437,30 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     }
     write_atomic(&dir.join("summary.txt"), summary.as_bytes()).context("summary.txt")?;
     Ok(summary)
+}
+
+/// Where the records came from, counted from the records themselves (a study run over several
+/// sessions, some of them killed, has no single run that saw it all): code versions, backends,
+/// hosts, and the compute the trials took.
+fn provenance_summary(records: &[TrialRecord]) -> String {
+    let count = |key: fn(&TrialRecord) -> &str| {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for record in records {
+            *counts.entry(key(record)).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(value, n)| format!("{value} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let trial_hours = records.iter().map(|r| r.wall_seconds).sum::<f64>() / 3600.0;
+    format!(
+        "records from code {}; backend {}; host {}; {trial_hours:.1} trial-hours (the trials' own wall times, summed)\n",
+        count(|r| &r.provenance.code_version),
+        count(|r| &r.provenance.backend),
+        count(|r| &r.provenance.host),
+    )
 }
 
 /// What the directory's config plans, stage by stage, as its records replan it; `None` without a

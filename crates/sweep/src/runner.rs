@@ -25,6 +25,7 @@ use crate::store::{Claim, RecordState, Store, TrialRecord, with_lock, write_atom
 use crate::train::Status;
 use crate::trial::{
     BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, load_checkpoints, pretrain_bases, run_group,
+    unix_now,
 };
 use crate::zoo::Classifier;
 
@@ -117,7 +118,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
     };
     write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
 
-    let started = Instant::now();
+    let run_log = RunLog::start(out, config, &device, owned.len(), options)?;
     let progress = Progress::new(owned.len(), owned.len() - pending.len());
     progress.log(format!(
         "{}{}: {} trials, {} already finished, {} to run on {jobs} job(s) -> {}",
@@ -139,7 +140,14 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
             }
         }
         pretrain_bases(&pending, &store, &data, &device, &|line| progress.log(line), &mut bases)?;
-        let run = run_trials(config, &store, &pending, (&data, &bases, &device), options, &progress)?;
+        let run = run_trials(
+            config,
+            &store,
+            &pending,
+            (&data, &bases, &device),
+            options,
+            (&progress, &run_log),
+        )?;
         ran += run;
         // Results may extend the grid (`[adaptive]`); trials another process holds are left
         // to it.
@@ -149,6 +157,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         }
         progress.grow(owned.len() - owned_count);
         owned_count = owned.len();
+        run_log.set_total(owned_count)?;
         progress.log(format!("{} more trials planned from the results so far", next.len()));
         data.add(&next, &|line| progress.log(line))?;
         check_adapters_fit(config, &next, &data)?;
@@ -161,14 +170,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         pending = next;
     }
     progress.done();
-    record_run(
-        out,
-        config,
-        &device,
-        (owned_count, ran),
-        options,
-        started.elapsed().as_secs_f64(),
-    )?;
+    run_log.finish()?;
     match shard {
         Some(shard) => Ok(format!(
             "shard {shard}: {ran} of its {owned_count} trials finished here\n\
@@ -187,7 +189,7 @@ fn run_trials(
     pending: &[TrialSpec],
     (data, bases, device): (&DataCache, &BTreeMap<String, Classifier>, &Device),
     options: SweepOptions,
-    progress: &Progress,
+    (progress, run_log): (&Progress, &RunLog),
 ) -> Result<usize> {
     let budget = match config.device {
         DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(options.jobs),
@@ -241,6 +243,9 @@ fn run_trials(
                                 .push(format!("trial {}: {error:#}", record.trial_id));
                         }
                         run_count.fetch_add(1, Ordering::Relaxed);
+                        if let Err(error) = run_log.trial_saved() {
+                            failures.lock().unwrap().push(format!("manifest.json: {error:#}"));
+                        }
                         progress.finished(&record);
                     }
                     drop(claims);
@@ -342,6 +347,10 @@ pub struct Manifest {
 /// One invocation of `loraplus sweep` on a directory, as `manifest.json` lists it.
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Run {
+    /// Which invocation: host, process id and start time, so concurrent runs (shards) each
+    /// update their own entry.
+    #[serde(default)]
+    pub id: String,
     /// The command line.
     pub command: Vec<String>,
     /// The code that ran.
@@ -364,10 +373,14 @@ pub struct Run {
     pub trials_total: usize,
     /// Trials it ran (the rest were finished before, or run by another process).
     pub trials_run: usize,
-    /// Seconds it took.
+    /// Seconds from its start to its last record (or to its end, once finished).
     pub wall_seconds: f64,
-    /// Seconds since the Unix epoch at its end.
-    pub finished_at: u64,
+    /// Seconds since the Unix epoch at its start.
+    #[serde(default)]
+    pub started_at: u64,
+    /// Seconds since the Unix epoch at its end; empty while it runs, and for good if it was
+    /// killed: the entry then holds what it did up to its last record.
+    pub finished_at: Option<u64>,
 }
 
 /// The CPU's model name (`/proc/cpuinfo`), or `unknown CPU`.
@@ -381,46 +394,87 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// Appends this invocation to `DIR/manifest.json`: what ran, with which code, where, how long.
-/// With `config.toml` beside it, that is everything needed to reproduce the directory. Shards
-/// of one sweep append in turn, under a lock.
-fn record_run(
-    out: &Path,
-    config: &SweepConfig,
-    device: &Device,
-    (total, ran): (usize, usize),
-    options: SweepOptions,
-    wall_seconds: f64,
-) -> Result<()> {
-    let path = out.join("manifest.json");
-    let run = Run {
-        command: std::env::args().collect(),
-        code_version: CODE_VERSION.into(),
-        backend: backend_name(device),
-        host: host_name(),
-        device: format!("{device:?} on {}", cpu_model()),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        jobs: options.jobs,
-        shard: options.shard,
-        trials_total: total,
-        trials_run: ran,
-        wall_seconds,
-        finished_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
-    with_lock(&out.join("manifest.lock"), || {
-        let mut manifest = read_manifest(out).unwrap_or_else(|| Manifest {
-            name: config.name.clone(),
-            config: "config.toml".into(),
-            seeds: config.seeds.clone(),
-            runs: Vec::new(),
-            merged_from: Vec::new(),
-        });
-        manifest.runs.push(run);
-        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)
-    })
+/// This invocation's entry in `DIR/manifest.json`: what ran, with which code, where, how long.
+/// With `config.toml` beside it, that is everything needed to reproduce the directory.
+///
+/// The entry is written when the run starts and rewritten after every record, so a run that is
+/// killed (a session's time limit, a preempted node) still accounts for the trials it ran and
+/// their time. Shards of one sweep update their own entries in turn, under a lock.
+struct RunLog<'a> {
+    out: &'a Path,
+    config: &'a SweepConfig,
+    run: Mutex<Run>,
+    started: Instant,
+}
+
+impl<'a> RunLog<'a> {
+    fn start(
+        out: &'a Path,
+        config: &'a SweepConfig,
+        device: &Device,
+        total: usize,
+        options: SweepOptions,
+    ) -> Result<Self> {
+        let started_at = unix_now();
+        let run = Run {
+            id: format!("{}:{}:{started_at}", host_name(), std::process::id()),
+            command: std::env::args().collect(),
+            code_version: CODE_VERSION.into(),
+            backend: backend_name(device),
+            host: host_name(),
+            device: format!("{device:?} on {}", cpu_model()),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            jobs: options.jobs,
+            shard: options.shard,
+            trials_total: total,
+            trials_run: 0,
+            wall_seconds: 0.0,
+            started_at,
+            finished_at: None,
+        };
+        let log = Self {
+            out,
+            config,
+            run: Mutex::new(run),
+            started: Instant::now(),
+        };
+        log.update(|_| ())?;
+        Ok(log)
+    }
+
+    /// More trials planned (an adaptive sweep's next stage).
+    fn set_total(&self, total: usize) -> Result<()> {
+        self.update(|run| run.trials_total = total)
+    }
+
+    fn trial_saved(&self) -> Result<()> {
+        self.update(|run| run.trials_run += 1)
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.update(|run| run.finished_at = Some(unix_now()))
+    }
+
+    /// Changes the entry and writes it into the manifest (in place of its former self).
+    fn update(&self, change: impl FnOnce(&mut Run)) -> Result<()> {
+        let mut run = self.run.lock().unwrap();
+        change(&mut run);
+        run.wall_seconds = self.started.elapsed().as_secs_f64();
+        with_lock(&self.out.join("manifest.lock"), || {
+            let mut manifest = read_manifest(self.out).unwrap_or_else(|| Manifest {
+                name: self.config.name.clone(),
+                config: "config.toml".into(),
+                seeds: self.config.seeds.clone(),
+                runs: Vec::new(),
+                merged_from: Vec::new(),
+            });
+            match manifest.runs.iter_mut().find(|r| r.id == run.id) {
+                Some(entry) => *entry = run.clone(),
+                None => manifest.runs.push(run.clone()),
+            }
+            write_atomic(&self.out.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)
+        })
+    }
 }
 
 /// `DIR/manifest.json`, if there is a readable one.

@@ -282,11 +282,16 @@ fn provenance(device: &Device, group_size: usize) -> Provenance {
         backend: backend_name(device),
         group_size,
         host: host_name(),
-        finished_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        finished_at: unix_now(),
     }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// This machine's name, where the system says it.
