@@ -26,7 +26,8 @@ commit() {
 }
 "${CARGO_TARGET_DIR:-target}/release/loraplus" sweep "$config" --out "$out" "$@" &
 sweep=$!
-trap 'kill $sweep 2>/dev/null; wait $sweep; commit; exit 130' INT TERM
+# set -e would end the trap at the killed sweep's non-zero status, before the commit.
+trap 'kill $sweep 2>/dev/null || true; wait $sweep || true; commit; exit 130' INT TERM
 status=0
 while true; do
   sleep "$interval" &
