@@ -18,13 +18,17 @@ out=results/$study
 [ -f "$config" ] || { echo "error: no study config $config" >&2; exit 1; }
 
 cargo build --quiet --release --workspace
+loraplus=${CARGO_TARGET_DIR:-target}/release/loraplus
+# Commits the records so far with a report of them (it names the pairs still incomplete), so the
+# committed folder is a consistent partial study at every point.
 commit() {
   local n
   n=$(find "$out/trials" -name '*.json' 2>/dev/null | wc -l)
+  "$loraplus" report "$out" > /dev/null 2>&1 || true
   git add -- "$out" 2>/dev/null || return 0
   git commit --quiet -m "$study: $n trial records" -- "$out" 2>/dev/null || true
 }
-"${CARGO_TARGET_DIR:-target}/release/loraplus" sweep "$config" --out "$out" "$@" &
+"$loraplus" sweep "$config" --out "$out" "$@" &
 sweep=$!
 # set -e would end the trap at the killed sweep's non-zero status, before the commit.
 trap 'kill $sweep 2>/dev/null || true; wait $sweep || true; commit; exit 130' INT TERM
