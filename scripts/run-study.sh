@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs a study, experiments/STUDY.toml -> results/STUDY, and commits its trial records to git
-# every INTERVAL seconds (default 600) and at the end, so an interrupted study resumes from its
-# last commit instead of starting over (`loraplus sweep` skips every finished record).
+# Runs a study, experiments/STUDY.toml -> results/STUDY, and commits its trial records (with a
+# report of them) to git every INTERVAL seconds (default 600) and at the end, so an interrupted
+# study resumes from its last commit instead of starting over (`loraplus sweep` skips every
+# finished record).
 #
 #   scripts/run-study.sh STUDY [INTERVAL] [-- SWEEP OPTIONS...]
 #
