@@ -129,7 +129,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         pending.len(),
         out.display()
     ));
-    let (mut owned_count, mut ran) = (owned.len(), 0);
+    let mut owned_count = owned.len();
     while !pending.is_empty() {
         for spec in &pending {
             if let RecordState::Corrupt(why) = store.state(&spec.id()) {
@@ -148,7 +148,6 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
             options,
             (&progress, &run_log),
         )?;
-        ran += run;
         // Results may extend the grid (`[adaptive]`); trials another process holds are left
         // to it.
         let (owned, next) = plan();
@@ -171,6 +170,7 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
     }
     progress.done();
     run_log.finish()?;
+    let ran = run_log.trials_run();
     match shard {
         Some(shard) => Ok(format!(
             "shard {shard}: {ran} of its {owned_count} trials finished here\n\
@@ -449,6 +449,10 @@ impl<'a> RunLog<'a> {
 
     fn trial_saved(&self) -> Result<()> {
         self.update(|run| run.trials_run += 1)
+    }
+
+    fn trials_run(&self) -> usize {
+        self.run.lock().unwrap().trials_run
     }
 
     fn finish(&self) -> Result<()> {
