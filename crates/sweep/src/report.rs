@@ -218,8 +218,23 @@ impl<'a> Pair<'a> {
         }
     }
 
+    /// The cells left out of the ranking only because a seed it ranks on has no record yet (a
+    /// running or interrupted sweep), as opposed to a seed that failed or did not learn.
+    pub fn cells_awaiting_seeds(&self, settings: &ReportSettings) -> usize {
+        let seeds = self.seeds();
+        let ranked_seeds: Vec<u64> = self.ranking_seeds(settings).iter().map(|&s| seeds[s]).collect();
+        self.cells
+            .iter()
+            .filter(|cell| {
+                ranked_seeds
+                    .iter()
+                    .any(|seed| cell.trials.iter().all(|t| t.spec.seed != *seed))
+            })
+            .count()
+    }
+
     /// The pair's cells ranked as `settings` says, best first; cells with a seed that did not
-    /// train to the end or did not learn are left out.
+    /// train to the end or did not learn, or has no record yet, are left out.
     pub fn ranked(&'a self, settings: &ReportSettings) -> Vec<Ranked<'a>> {
         let table = self.table(settings.ranking_metric());
         table
@@ -972,10 +987,11 @@ fn summary(pairs: &[Pair], findings: &Findings, settings: &ReportSettings, n_rec
             count(Outcome::Diverged),
             count(Outcome::Failed),
         );
-        if no_learning + diverged + failed > 0 {
+        let awaiting = pair.cells_awaiting_seeds(settings);
+        if no_learning + diverged + failed + awaiting > 0 {
             let _ = writeln!(
                 out,
-                "  not ranked      of {} cells: {no_learning} did not learn, {diverged} diverged, {failed} failed",
+                "  not ranked      of {} cells: {no_learning} did not learn, {diverged} diverged, {failed} failed, {awaiting} await a seed's record",
                 pair.cells.len()
             );
         }
@@ -1156,6 +1172,32 @@ pub(crate) mod tests {
             (cell.eta_a, cell.ratio),
             (1e-2, 16.0),
             "one lucky seed wins under the paper's protocol"
+        );
+    }
+
+    #[test]
+    fn a_cell_missing_a_seed_is_counted_as_awaiting_it_not_ranked() {
+        let mut records = grid_peaking_at((1e-3, 4.0));
+        // The best cell's seed 1 and another cell's seed 0 are still to run.
+        records.retain(|r| {
+            !((r.spec.eta_a, r.spec.ratio, r.spec.seed) == (1e-3, 4.0, 1)
+                || (r.spec.eta_a, r.spec.ratio, r.spec.seed) == (1e-2, 16.0, 0))
+        });
+        let pairs = pairs(&records);
+        let seed_mean = settings();
+        let paper = ReportSettings {
+            protocol: Protocol::Paper,
+            ..settings()
+        };
+        assert_eq!(pairs[0].cells_awaiting_seeds(&seed_mean), 2);
+        assert_eq!(pairs[0].ranked(&seed_mean).len(), 7);
+        assert_ne!(pairs[0].ranked(&seed_mean)[0].cell.ratio, 4.0, "the half-run best cell is not ranked");
+        assert_eq!(pairs[0].cells_awaiting_seeds(&paper), 1, "the paper ranks seed 0 alone");
+        assert_eq!(pairs[0].ranked(&paper).len(), 8);
+        let text = summary(&pairs, &Findings::of(&pairs, &seed_mean), &seed_mean, records.len());
+        assert!(
+            text.contains("of 9 cells: 0 did not learn, 0 diverged, 0 failed, 2 await a seed's record"),
+            "{text}"
         );
     }
 }
