@@ -226,9 +226,10 @@ impl<'a> Pair<'a> {
         self.cells
             .iter()
             .filter(|cell| {
-                ranked_seeds
-                    .iter()
-                    .any(|seed| cell.trials.iter().all(|t| t.spec.seed != *seed))
+                cell.is_ok()
+                    && ranked_seeds
+                        .iter()
+                        .any(|seed| cell.trials.iter().all(|t| t.spec.seed != *seed))
             })
             .count()
     }
