@@ -150,6 +150,13 @@ enum MetricArg {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `loraplus plan ... | head` would panic printing to the closed pipe;
+    // the default action ends the process quietly, like any Unix filter.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     loraplus_model::keep_freed_buffers();
     let cli = Cli::parse();
     match run(cli.command) {
