@@ -470,9 +470,15 @@ fn provenance_summary(records: &[TrialRecord]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let trial_hours = records.iter().map(|r| r.wall_seconds).sum::<f64>() / 3600.0;
+    let seconds: f64 = records.iter().map(|r| r.wall_seconds).sum();
+    // Hours for a study, minutes for a quick sweep whose hours would round to 0.0.
+    let compute = if seconds >= 3600.0 {
+        format!("{:.1} trial-hours", seconds / 3600.0)
+    } else {
+        format!("{:.1} trial-minutes", seconds / 60.0)
+    };
     format!(
-        "records from code {}; backend {}; host {}; {trial_hours:.1} trial-hours (the trials' own wall times, summed)\n",
+        "records from code {}; backend {}; host {}; {compute} (the trials' own wall times, summed)\n",
         count(|r| &r.provenance.code_version),
         count(|r| &r.provenance.backend),
         count(|r| &r.provenance.host),
