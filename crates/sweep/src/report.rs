@@ -417,6 +417,7 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     }
     let mut summary = summary(&pairs, &findings, settings, records.len());
     summary.insert_str(summary.find('\n').map_or(0, |i| i + 1), &provenance_summary(&records));
+    summary.push_str(&by_model_summary(&records, settings));
     let scalings = scaling::width_scaling(&pairs, settings);
     if !scalings.is_empty() {
         scaling::write_csv(&scalings, &dir.join("width_scaling.csv"))?;
@@ -453,6 +454,45 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     }
     write_atomic(&dir.join("summary.txt"), summary.as_bytes()).context("summary.txt")?;
     Ok(summary)
+}
+
+/// The sweep's findings again for each model's pairs alone, when there are several models: a
+/// pooled figure over a mixed study (an in-house MLP beside a pretrained transformer) hides
+/// whether one family carries it.
+fn by_model_summary(records: &[TrialRecord], settings: &ReportSettings) -> String {
+    let mut models: Vec<&str> = records.iter().map(|r| r.spec.model.name.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    if models.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("
+by model (the same estimates over each model's pairs alone)
+");
+    for model in models {
+        let own: Vec<TrialRecord> = records
+            .iter()
+            .filter(|r| r.spec.model.name == model)
+            .cloned()
+            .collect();
+        let pairs = pairs(&own);
+        let findings = Findings::of(&pairs, settings);
+        let median = findings.median.as_ref().map_or("-".into(), |m| {
+            format!("{:.2} {}", m.value, interval(m, 2))
+        });
+        let gain = findings.gain.as_ref().map_or("-".into(), |g| {
+            format!("{:+.4} {}", g.value, interval(g, 4))
+        });
+        let test = findings
+            .gain_test
+            .map_or(String::new(), |(p, n)| format!(", p = {p:.3} over {n}"));
+        let _ = writeln!(
+            out,
+            "  {model:<14} {} pair(s)  median log2 ratio {median}  LoRA+ - LoRA {gain}{test}",
+            pairs.len()
+        );
+    }
+    out
 }
 
 /// Where the records came from, counted from the records themselves (a study run over several
@@ -1180,6 +1220,27 @@ pub(crate) mod tests {
             (1e-2, 16.0),
             "one lucky seed wins under the paper's protocol"
         );
+    }
+
+    #[test]
+    fn each_model_gets_the_findings_of_its_own_pairs() {
+        let mut records = grid_peaking_at((1e-3, 16.0));
+        let mut other = grid_peaking_at((1e-3, 1.0));
+        for r in &mut other {
+            r.spec.model.name = "other".into();
+        }
+        records.extend(other);
+        let text = by_model_summary(&records, &settings());
+        let line = |model: &str| text.lines().find(|l| l.trim_start().starts_with(model)).unwrap().to_string();
+        // Top-1 cells: log2 16 = 4 for one model, plain LoRA (log2 1 = 0) for the other. At the
+        // peak's eta_A, accuracy falls 0.05 per factor 4 of ratio away from the peak's: the
+        // first model's plain LoRA is two factors below (-0.10), the other's best LoRA+ (ratio
+        // 4) one factor above (-0.05), on both seeds.
+        assert!(line("mlp").contains("1 pair(s)  median log2 ratio 4.00 [4.00, 4.00]"), "{text}");
+        assert!(line("mlp").contains("LoRA+ - LoRA +0.1000 [0.1000, 0.1000]"), "{text}");
+        assert!(line("other").contains("median log2 ratio 0.00 [0.00, 0.00]"), "{text}");
+        assert!(line("other").contains("LoRA+ - LoRA -0.0500 [-0.0500, -0.0500]"), "{text}");
+        assert_eq!(by_model_summary(&records[..18], &settings()), "", "one model: nothing to split");
     }
 
     #[test]
