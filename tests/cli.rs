@@ -569,7 +569,10 @@ fn output_into_a_closed_pipe_ends_quietly() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     // Enough trials that the listing overflows the pipe's buffer while the reader is gone.
-    let wide = TINY.replace("eta_a = [1e-3, 1e-2]", "eta_a = { from = 1e-4, to = 1e-2, points = 2000 }");
+    let wide = TINY.replace(
+        "eta_a = [1e-3, 1e-2]",
+        "eta_a = { from = 1e-4, to = 1e-2, points = 2000 }",
+    );
     let config = write_config(dir.path(), "wide.toml", &wide);
     // `loraplus plan --list | head -1`: the reader goes away after the first line.
     let mut child = Command::new(BIN)
@@ -579,7 +582,9 @@ fn output_into_a_closed_pipe_ends_quietly() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     assert!(first.starts_with("tiny: 32000 trials"), "{first}");
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -466,23 +466,19 @@ fn by_model_summary(records: &[TrialRecord], settings: &ReportSettings) -> Strin
     if models.len() < 2 {
         return String::new();
     }
-    let mut out = String::from("
-by model (the same estimates over each model's pairs alone)
-");
+    let mut out = String::from("\nby model (the same estimates over each model's pairs alone)\n");
     for model in models {
-        let own: Vec<TrialRecord> = records
-            .iter()
-            .filter(|r| r.spec.model.name == model)
-            .cloned()
-            .collect();
+        let own: Vec<TrialRecord> = records.iter().filter(|r| r.spec.model.name == model).cloned().collect();
         let pairs = pairs(&own);
         let findings = Findings::of(&pairs, settings);
-        let median = findings.median.as_ref().map_or("-".into(), |m| {
-            format!("{:.2} {}", m.value, interval(m, 2))
-        });
-        let gain = findings.gain.as_ref().map_or("-".into(), |g| {
-            format!("{:+.4} {}", g.value, interval(g, 4))
-        });
+        let median = findings
+            .median
+            .as_ref()
+            .map_or("-".into(), |m| format!("{:.2} {}", m.value, interval(m, 2)));
+        let gain = findings
+            .gain
+            .as_ref()
+            .map_or("-".into(), |g| format!("{:+.4} {}", g.value, interval(g, 4)));
         let test = findings
             .gain_test
             .map_or(String::new(), |(p, n)| format!(", p = {p:.3} over {n}"));
@@ -1231,16 +1227,31 @@ pub(crate) mod tests {
         }
         records.extend(other);
         let text = by_model_summary(&records, &settings());
-        let line = |model: &str| text.lines().find(|l| l.trim_start().starts_with(model)).unwrap().to_string();
+        let line = |model: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(model))
+                .unwrap()
+                .to_string()
+        };
         // Top-1 cells: log2 16 = 4 for one model, plain LoRA (log2 1 = 0) for the other. At the
         // peak's eta_A, accuracy falls 0.05 per factor 4 of ratio away from the peak's: the
         // first model's plain LoRA is two factors below (-0.10), the other's best LoRA+ (ratio
         // 4) one factor above (-0.05), on both seeds.
-        assert!(line("mlp").contains("1 pair(s)  median log2 ratio 4.00 [4.00, 4.00]"), "{text}");
+        assert!(
+            line("mlp").contains("1 pair(s)  median log2 ratio 4.00 [4.00, 4.00]"),
+            "{text}"
+        );
         assert!(line("mlp").contains("LoRA+ - LoRA +0.1000 [0.1000, 0.1000]"), "{text}");
         assert!(line("other").contains("median log2 ratio 0.00 [0.00, 0.00]"), "{text}");
-        assert!(line("other").contains("LoRA+ - LoRA -0.0500 [-0.0500, -0.0500]"), "{text}");
-        assert_eq!(by_model_summary(&records[..18], &settings()), "", "one model: nothing to split");
+        assert!(
+            line("other").contains("LoRA+ - LoRA -0.0500 [-0.0500, -0.0500]"),
+            "{text}"
+        );
+        assert_eq!(
+            by_model_summary(&records[..18], &settings()),
+            "",
+            "one model: nothing to split"
+        );
     }
 
     #[test]
@@ -1259,7 +1270,11 @@ pub(crate) mod tests {
         };
         assert_eq!(pairs[0].cells_awaiting_seeds(&seed_mean), 2);
         assert_eq!(pairs[0].ranked(&seed_mean).len(), 7);
-        assert_ne!(pairs[0].ranked(&seed_mean)[0].cell.ratio, 4.0, "the half-run best cell is not ranked");
+        assert_ne!(
+            pairs[0].ranked(&seed_mean)[0].cell.ratio,
+            4.0,
+            "the half-run best cell is not ranked"
+        );
         assert_eq!(pairs[0].cells_awaiting_seeds(&paper), 1, "the paper ranks seed 0 alone");
         assert_eq!(pairs[0].ranked(&paper).len(), 8);
         let text = summary(&pairs, &Findings::of(&pairs, &seed_mean), &seed_mean, records.len());
