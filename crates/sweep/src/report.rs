@@ -1219,6 +1219,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn compute_under_an_hour_is_counted_in_minutes() {
+        let mut records = vec![record(1e-3, 4.0, 0, 0.9, 0.3), record(1e-3, 4.0, 1, 0.9, 0.3)];
+        records[0].wall_seconds = 90.0;
+        records[1].wall_seconds = 60.0;
+        assert!(provenance_summary(&records).contains("; 2.5 trial-minutes ("));
+        records[1].wall_seconds = 5310.0;
+        assert!(provenance_summary(&records).contains("; 1.5 trial-hours ("));
+    }
+
+    #[test]
     fn each_model_gets_the_findings_of_its_own_pairs() {
         let mut records = grid_peaking_at((1e-3, 16.0));
         let mut other = grid_peaking_at((1e-3, 1.0));
