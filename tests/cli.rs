@@ -416,6 +416,42 @@ fn an_adaptive_sweep_extends_a_grid_that_misses_the_optimum_until_it_is_inside()
 }
 
 #[test]
+fn a_pairs_extension_runs_before_the_next_pairs_grid() {
+    // Nothing learns on either pair's first grid, so both are extended; one trial at a time,
+    // the log lists the trials in the order they ran.
+    let text = TINY
+        .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-4, 3e-4]")
+        .replace("ratio = [4, 16]", "ratio = [4, 16]\nbaseline = false")
+        .replace("[train]", "[adaptive]\nmax_rounds = 1\n\n[train]");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "adaptive.toml", &text);
+    let out = dir.path().join("out");
+    let output = sweep_with_jobs(&config, &out, "1");
+    let log = String::from_utf8_lossy(&output.stderr);
+    let order: Vec<(&str, f64)> = log
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .filter_map(|l| {
+            let pair = l.split(' ').nth(2)?;
+            let eta_a = l.split("eta_A ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((pair, eta_a))
+        })
+        .collect();
+    let split = order
+        .iter()
+        .position(|(pair, _)| *pair != "mlp/shift-a")
+        .unwrap_or_else(|| panic!("both pairs ran:\n{log}"));
+    let (first, second) = order.split_at(split);
+    assert!(second.iter().all(|(pair, _)| *pair == "mlp/shift-b"), "{log}");
+    // 2 eta_A x 3 ratios x 2 seeds on each first grid, then its extension's larger eta_A.
+    assert!(
+        first.len() > 12 && first[12..].iter().all(|(_, eta_a)| *eta_a > 3e-4),
+        "the first pair's extension runs before the second pair's grid:\n{log}"
+    );
+    assert!(second.len() > 12, "the second pair is extended too:\n{log}");
+}
+
+#[test]
 fn toy_widths_get_a_width_scaling_fit_and_gains_compare_ratio_16() {
     let dir = tempfile::tempdir().unwrap();
     let models = r#"
@@ -556,8 +592,12 @@ fn a_report_on_an_unfinished_sweep_names_the_incomplete_pairs() {
     let version = left.values().next().unwrap()["provenance"]["code_version"]
         .as_str()
         .unwrap();
+    let cpu = left.values().next().unwrap()["provenance"]["cpu"].as_str().unwrap();
+    assert!(cpu.contains('('), "the CPU's model and vector instructions: {cpu}");
+    let n = left.len();
     assert!(
-        summary.contains(&format!("records from code {version} ({}); backend flex", left.len())),
+        summary.contains(&format!("records from code {version} ({n}); backend flex ({n}); host"))
+            && summary.contains(&format!("; cpu {cpu} ({n}); ")),
         "{summary}"
     );
     assert_eq!(fs::read_to_string(out.join("summary.txt")).unwrap(), summary);

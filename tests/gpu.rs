@@ -12,7 +12,7 @@ use loraplus::data::DataCache;
 use loraplus::grid;
 use loraplus::runner::device;
 use loraplus::store::{Store, TrialRecord};
-use loraplus::trial::{BaseInfo, load_checkpoints, pretrain_bases, run_group};
+use loraplus::trial::{BaseInfo, StartPoints, load_checkpoints, pretrain_bases, run_group};
 
 /// A tiny BERT with dropout, adapters on attention and embeddings, three rates stacked.
 const CONFIG: &str = r#"
@@ -84,6 +84,7 @@ fn run(config: &SweepConfig, device: &Device, store_dir: &Path) -> Vec<TrialReco
         &bases[&BaseInfo::of(spec).key()],
         data.get(&spec.task, &spec.model),
         device,
+        &StartPoints::default(),
     )
     .unwrap()
 }

@@ -17,7 +17,7 @@ use crate::data::DataCache;
 use crate::grid::{self, Method, TrialSpec};
 use crate::stacking;
 use crate::store::Store;
-use crate::trial::{BaseInfo, backend_name, load_checkpoints, pretrain_bases, run_group};
+use crate::trial::{BaseInfo, StartPoints, backend_name, load_checkpoints, pretrain_bases, run_group};
 
 /// What to measure.
 pub struct BenchOptions {
@@ -64,12 +64,14 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
     let mut stacked = Vec::new();
     for round in 0..options.rounds {
         let started = Instant::now();
+        // As in a sweep: the trials one by one share their family's step-0 evaluation.
+        let start_points = StartPoints::default();
         for trial in &group {
-            run_group(std::slice::from_ref(trial), base, task_data, device)?;
+            run_group(std::slice::from_ref(trial), base, task_data, device, &start_points)?;
         }
         one_by_one.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
-        run_group(&group, base, task_data, device)?;
+        run_group(&group, base, task_data, device, &StartPoints::default())?;
         stacked.push(started.elapsed().as_secs_f64());
         eprintln!(
             "round {}/{}: one by one {:.2}s, stacked {:.2}s",

@@ -493,12 +493,13 @@ fn by_model_summary(records: &[TrialRecord], settings: &ReportSettings) -> Strin
 
 /// Where the records came from, counted from the records themselves (a study run over several
 /// sessions, some of them killed, has no single run that saw it all): code versions, backends,
-/// hosts, and the compute the trials took.
+/// hosts, CPUs, and the compute the trials took.
 fn provenance_summary(records: &[TrialRecord]) -> String {
     let count = |key: fn(&TrialRecord) -> &str| {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for record in records {
-            *counts.entry(key(record)).or_default() += 1;
+            let value = Some(key(record)).filter(|v| !v.is_empty()).unwrap_or("unrecorded");
+            *counts.entry(value).or_default() += 1;
         }
         counts
             .iter()
@@ -514,10 +515,11 @@ fn provenance_summary(records: &[TrialRecord]) -> String {
         format!("{:.1} trial-minutes", seconds / 60.0)
     };
     format!(
-        "records from code {}; backend {}; host {}; {compute} (the trials' own wall times, summed)\n",
+        "records from code {}; backend {}; host {}; cpu {}; {compute} (the trials' own wall times, summed)\n",
         count(|r| &r.provenance.code_version),
         count(|r| &r.provenance.backend),
         count(|r| &r.provenance.host),
+        count(|r| &r.provenance.cpu),
     )
 }
 

@@ -1,7 +1,7 @@
 //! Running a sweep: skip finished trials, pretrain the bases, run the rest in parallel, write
 //! each record as soon as it exists, and report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -24,8 +24,8 @@ use crate::stacking::{self, GroupSize};
 use crate::store::{Claim, RecordState, Store, TrialRecord, with_lock, write_atomic};
 use crate::train::Status;
 use crate::trial::{
-    BaseInfo, CODE_VERSION, backend_name, failed_record, host_name, load_checkpoints, pretrain_bases, run_group,
-    unix_now,
+    BaseInfo, CODE_VERSION, StartPoints, backend_name, cpu_name, failed_record, host_name, load_checkpoints,
+    pretrain_bases, run_group, unix_now,
 };
 use crate::zoo::Classifier;
 
@@ -91,11 +91,12 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
                 None => stage.trials.clone(),
             })
             .collect();
-        let pending = owned
+        let mut pending: Vec<TrialSpec> = owned
             .iter()
             .filter(|t| !is_done(&store.state(&t.id()), retry_failed))
             .cloned()
             .collect();
+        in_pair_order(&owned, &mut pending);
         (owned, pending)
     };
     let (owned, mut pending) = plan();
@@ -130,6 +131,11 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         out.display()
     ));
     let mut owned_count = owned.len();
+    let mut known: HashSet<String> = owned.iter().map(TrialSpec::id).collect();
+    // Trials this run has tried, or left to another process that holds them: never again in
+    // this run, whatever their records say.
+    let mut tried: HashSet<String> = HashSet::new();
+    let start_points = StartPoints::default();
     while !pending.is_empty() {
         for spec in &pending {
             if let RecordState::Corrupt(why) = store.state(&spec.id()) {
@@ -140,33 +146,40 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
             }
         }
         pretrain_bases(&pending, &store, &data, &device, &|line| progress.log(line), &mut bases)?;
-        let run = run_trials(
+        // One pair at a time (`in_pair_order`), then plan again: the pair's results may extend
+        // its grid (`[adaptive]`), and the extension runs before the next pair's grid.
+        let pair = pending
+            .iter()
+            .take_while(|t| pair_of(t) == pair_of(&pending[0]))
+            .count();
+        run_trials(
             config,
             &store,
-            &pending,
-            (&data, &bases, &device),
+            &pending[..pair],
+            (&data, &bases, &device, &start_points),
             options,
             (&progress, &run_log),
         )?;
-        // Results may extend the grid (`[adaptive]`); trials another process holds are left
-        // to it.
+        tried.extend(pending[..pair].iter().map(TrialSpec::id));
         let (owned, next) = plan();
-        if run == 0 || next.is_empty() {
-            break;
+        pending = next.into_iter().filter(|t| !tried.contains(&t.id())).collect();
+        let new: Vec<TrialSpec> = owned.iter().filter(|t| !known.contains(&t.id())).cloned().collect();
+        if new.is_empty() {
+            continue;
         }
-        progress.grow(owned.len() - owned_count);
+        progress.grow(new.len());
         owned_count = owned.len();
         run_log.set_total(owned_count)?;
-        progress.log(format!("{} more trials planned from the results so far", next.len()));
-        data.add(&next, &|line| progress.log(line))?;
-        check_adapters_fit(config, &next, &data)?;
-        let missing: Vec<TrialSpec> = next
+        progress.log(format!("{} more trials planned from the results so far", new.len()));
+        data.add(&new, &|line| progress.log(line))?;
+        check_adapters_fit(config, &new, &data)?;
+        let missing: Vec<TrialSpec> = new
             .iter()
             .filter(|t| !bases.contains_key(&BaseInfo::of(t).key()))
             .cloned()
             .collect();
         bases.extend(load_checkpoints(&missing, &data, &device, &|line| progress.log(line))?);
-        pending = next;
+        known.extend(new.iter().map(TrialSpec::id));
     }
     progress.done();
     run_log.finish()?;
@@ -181,16 +194,35 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
     }
 }
 
+/// Orders `pending` pair by pair, pairs as they first appear in `owned` (grid order), each
+/// pair's trials in stage order: a pair whose grid is done runs its extension before the next
+/// pair's grid rather than after every pair's, so the records of an interrupted long study hold
+/// whole pairs.
+fn in_pair_order(owned: &[TrialSpec], pending: &mut [TrialSpec]) {
+    let mut pair_rank: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for trial in owned {
+        let next = pair_rank.len();
+        pair_rank.entry(pair_of(trial)).or_insert(next);
+    }
+    // A stable sort: within a pair, stages stay in order.
+    pending.sort_by_key(|t| pair_rank[&pair_of(t)]);
+}
+
+/// The (model, task) pair a trial belongs to.
+fn pair_of(trial: &TrialSpec) -> (&str, &str) {
+    (&trial.model.name, &trial.task.name)
+}
+
 /// Runs `pending` in stacked groups, `options.jobs` groups at a time, saving each record as it
-/// comes; returns how many trials ran (those another process holds are skipped).
+/// comes (those another process holds are skipped).
 fn run_trials(
     config: &SweepConfig,
     store: &Store,
     pending: &[TrialSpec],
-    (data, bases, device): (&DataCache, &BTreeMap<String, Classifier>, &Device),
+    (data, bases, device, start_points): (&DataCache, &BTreeMap<String, Classifier>, &Device, &StartPoints),
     options: SweepOptions,
     (progress, run_log): (&Progress, &RunLog),
-) -> Result<usize> {
+) -> Result<()> {
     let budget = match config.device {
         DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(options.jobs),
         // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
@@ -219,7 +251,6 @@ fn run_trials(
     // rayon's global pool, so even one job uses every core. (Running them inside a
     // `jobs`-thread rayon pool would confine their tensor work to that pool.)
     let next = AtomicUsize::new(0);
-    let run_count = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.min(groups.len()) {
@@ -235,14 +266,14 @@ fn run_trials(
                     let Some(spec) = group.first() else { continue };
                     let base = &bases[&BaseInfo::of(spec).key()];
                     let data = data.get(&spec.task, &spec.model);
-                    for record in run_guarded(&group, device, || run_group(&group, base, data, device)) {
+                    let run = || run_group(&group, base, data, device, start_points);
+                    for record in run_guarded(&group, device, run) {
                         if let Err(error) = store.save(&record) {
                             failures
                                 .lock()
                                 .unwrap()
                                 .push(format!("trial {}: {error:#}", record.trial_id));
                         }
-                        run_count.fetch_add(1, Ordering::Relaxed);
                         if let Err(error) = run_log.trial_saved() {
                             failures.lock().unwrap().push(format!("manifest.json: {error:#}"));
                         }
@@ -259,7 +290,7 @@ fn run_trials(
         "some records could not be written:\n{}",
         failures.join("\n")
     );
-    Ok(run_count.into_inner())
+    Ok(())
 }
 
 /// Checks adapters against the input sizes of tasks that state them only in their files
@@ -383,17 +414,6 @@ pub struct Run {
     pub finished_at: Option<u64>,
 }
 
-/// The CPU's model name (`/proc/cpuinfo`), or `unknown CPU`.
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 /// This invocation's entry in `DIR/manifest.json`: what ran, with which code, where, how long.
 /// With `config.toml` beside it, that is everything needed to reproduce the directory.
 ///
@@ -422,7 +442,7 @@ impl<'a> RunLog<'a> {
             code_version: CODE_VERSION.into(),
             backend: backend_name(device),
             host: host_name(),
-            device: format!("{device:?} on {}", cpu_model()),
+            device: format!("{device:?} on {}", cpu_name()),
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             jobs: options.jobs,
             shard: options.shard,
@@ -610,6 +630,34 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pairs_later_stage_runs_before_the_next_pairs_grid() {
+        let first = crate::grid::expand(&crate::config::tiny_config(1));
+        let second: Vec<TrialSpec> = first
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.task.name = "down-2".into();
+                t
+            })
+            .collect();
+        let extension: Vec<TrialSpec> = first
+            .iter()
+            .map(|t| TrialSpec {
+                eta_a: t.eta_a * 10.0,
+                ..t.clone()
+            })
+            .collect();
+        // Stage order: both pairs' grids, then the first pair's extension; the first pair's
+        // grid is done.
+        let owned: Vec<TrialSpec> = [&first, &second, &extension].into_iter().flatten().cloned().collect();
+        let mut pending: Vec<TrialSpec> = [&second, &extension].into_iter().flatten().cloned().collect();
+        in_pair_order(&owned, &mut pending);
+        let ids = |trials: &[TrialSpec]| trials.iter().map(TrialSpec::id).collect::<Vec<_>>();
+        let expected: Vec<TrialSpec> = [&extension, &second].into_iter().flatten().cloned().collect();
+        assert_eq!(ids(&pending), ids(&expected));
+    }
 
     #[test]
     fn a_panicking_or_failing_group_becomes_failed_records() {

@@ -64,7 +64,7 @@ pub fn groups<'a>(trials: &[&'a TrialSpec], size: impl Fn(&TrialSpec) -> usize) 
     let mut by_key: BTreeMap<String, Vec<&'a TrialSpec>> = BTreeMap::new();
     let mut first_seen = Vec::new();
     for trial in trials {
-        let key = stack_key(trial);
+        let key = family_key(trial);
         if !by_key.contains_key(&key) {
             first_seen.push(key.clone());
         }
@@ -79,8 +79,8 @@ pub fn groups<'a>(trials: &[&'a TrialSpec], size: impl Fn(&TrialSpec) -> usize) 
     out
 }
 
-/// Everything about a trial but its two rates.
-fn stack_key(trial: &TrialSpec) -> String {
+/// A trial's family: everything about it but its two rates.
+pub fn family_key(trial: &TrialSpec) -> String {
     let shared = TrialSpec {
         eta_a: 0.0,
         ratio: 0.0,

@@ -94,6 +94,11 @@ pub struct Provenance {
     pub group_size: usize,
     /// The host name, where known.
     pub host: String,
+    /// The CPU: its model name, the widest vector instructions the tensor kernels may use and
+    /// its cache sizes (see [`crate::trial::cpu_name`]). A trial repeats bit for bit only on
+    /// CPUs alike in these. Empty in records from before it was recorded.
+    #[serde(default)]
+    pub cpu: String,
     /// Seconds since the Unix epoch when the record was written.
     pub finished_at: u64,
 }

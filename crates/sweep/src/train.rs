@@ -27,6 +27,9 @@ pub struct FitPlan {
     pub diverge_factor: f64,
     /// Seed of the order in which training examples are visited.
     pub data_seed: u64,
+    /// Val and test accuracy of the model before training, when already known: every member
+    /// starts from it, so step 0 is recorded without evaluating again.
+    pub start: Option<(f64, f64)>,
 }
 
 /// One evaluation point of a training curve.
@@ -101,7 +104,11 @@ pub fn fit(mut model: Classifier, mut optim: LoraPlus, data: &TaskData, plan: &F
             if members.iter().all(|m| m.status.is_some()) {
                 return FitOutcome { model, members };
             }
-            evaluate(&model, data, step, &mut members, device);
+            let (val, test) = match plan.start.filter(|_| step == 0) {
+                Some((val, test)) => (vec![val; k], vec![test; k]),
+                None => evaluate(&model, data, k, device),
+            };
+            record_point(step, &val, &test, &mut members);
         }
         let batch = data.train.batch(&order.next(plan.batch_size), device);
         let losses = member_losses(model.forward(&batch.input.repeat(k)), batch.labels, k);
@@ -110,7 +117,8 @@ pub fn fit(mut model: Classifier, mut optim: LoraPlus, data: &TaskData, plan: &F
         model = optim.step(model, grads);
     }
     check_losses(&mut unread, plan.steps, &mut members, &mut optim, plan);
-    evaluate(&model, data, plan.steps, &mut members, device);
+    let (val, test) = evaluate(&model, data, k, device);
+    record_point(plan.steps, &val, &test, &mut members);
     for member in members.iter_mut().filter(|m| m.status.is_none()) {
         member.status = Some(Status::Ok);
         member.steps_run = plan.steps;
@@ -171,13 +179,19 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-/// Appends an evaluation point to the curve of every member still running.
-fn evaluate(model: &Classifier, data: &TaskData, step: usize, members: &mut [MemberOutcome], device: &Device) {
+/// The val and test accuracy of each of the `k` stacked members of `model`.
+pub fn evaluate(model: &Classifier, data: &TaskData, k: usize, device: &Device) -> (Vec<f64>, Vec<f64>) {
     let model = model.valid();
     let device = device.clone().inner();
-    let k = members.len();
-    let val = accuracy(&model, &data.val, k, &device);
-    let test = accuracy(&model, &data.test, k, &device);
+    (
+        accuracy(&model, &data.val, k, &device),
+        accuracy(&model, &data.test, k, &device),
+    )
+}
+
+/// Appends an evaluation point (each member's `val` and `test` accuracy) to the curve of every
+/// member still running.
+fn record_point(step: usize, val: &[f64], test: &[f64], members: &mut [MemberOutcome]) {
     for (m, member) in members.iter_mut().enumerate().filter(|(_, m)| m.status.is_none()) {
         member.curve.push(CurvePoint {
             step,
