@@ -421,7 +421,7 @@ mod tests {
         let config = crate::config::tiny_config(2);
         let trials = grid::expand(&config);
         let dir = tempfile::tempdir().unwrap();
-        let device = Device::flex();
+        let device = crate::runner::device(crate::config::DeviceChoice::Cpu).unwrap();
         let data = DataCache::load(&trials, &|_| {}).unwrap();
         let mut bases = load_checkpoints(&trials, &data, &device, &|_| {}).unwrap();
         pretrain_bases(
