@@ -269,7 +269,7 @@ pub fn run_group(
 /// The val and test accuracy of each family's untrained model. The trials of a family (see
 /// [`stacking::family_key`]) differ only in their rates, so they all start from the same model
 /// and the same step-0 evaluation: a sweep computes it once per family, not once per trial (one
-/// of a MiniLM trial's five evaluations, about a tenth of its time).
+/// of a MiniLM trial's five evaluations, about a tenth of its work).
 #[derive(Default)]
 pub struct StartPoints(Mutex<HashMap<String, (f64, f64)>>);
 
@@ -355,10 +355,8 @@ fn read_cpu_name() -> String {
             (level.trim() != "1").then(|| format!("L{} {}", level.trim(), size.trim()))
         })
         .collect();
-    match caches.is_empty() {
-        true => format!("{model} ({simd})"),
-        false => format!("{model} ({simd}, {})", caches.join(", ")),
-    }
+    let details: Vec<String> = std::iter::once(simd.to_string()).chain(caches).collect();
+    format!("{model} ({})", details.join(", "))
 }
 
 /// Seconds since the Unix epoch.
