@@ -416,16 +416,21 @@ fn an_adaptive_sweep_extends_a_grid_that_misses_the_optimum_until_it_is_inside()
 }
 
 #[test]
-fn a_pairs_extension_runs_before_the_next_pairs_grid() {
-    // Nothing learns on either pair's first grid, so both are extended; one trial at a time,
-    // the log lists the trials in the order they ran.
+fn a_resumed_sweep_runs_a_pairs_planned_extension_before_the_next_pairs_grid() {
+    // Nothing learns on either pair's first grid, so both are extended.
     let text = TINY
         .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-4, 3e-4]")
         .replace("ratio = [4, 16]", "ratio = [4, 16]\nbaseline = false")
         .replace("[train]", "[adaptive]\nmax_rounds = 1\n\n[train]");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "adaptive.toml", &text);
     let out = dir.path().join("out");
+    // A first run (stopped, say, at a session's end) got through the first pair's grid only.
+    let first_pair = text.replace("seeds = [0, 1]", "seeds = [0, 1]\npairs = [[\"mlp\", \"shift-a\"]]");
+    let first_pair = first_pair.replace("[adaptive]", "[adaptive]\nenabled = false");
+    let first = write_config(dir.path(), "first.toml", &first_pair);
+    assert!(sweep_with_jobs(&first, &out, "1").status.success());
+    // The whole sweep resumes; one trial at a time, its log lists the trials in the order they ran.
+    let config = write_config(dir.path(), "adaptive.toml", &text);
     let output = sweep_with_jobs(&config, &out, "1");
     let log = String::from_utf8_lossy(&output.stderr);
     let order: Vec<(&str, f64)> = log
@@ -440,15 +445,18 @@ fn a_pairs_extension_runs_before_the_next_pairs_grid() {
     let split = order
         .iter()
         .position(|(pair, _)| *pair != "mlp/shift-a")
-        .unwrap_or_else(|| panic!("both pairs ran:\n{log}"));
+        .unwrap_or_else(|| panic!("the first pair is extended, then the second pair runs:\n{log}"));
     let (first, second) = order.split_at(split);
-    assert!(second.iter().all(|(pair, _)| *pair == "mlp/shift-b"), "{log}");
-    // 2 eta_A x 3 ratios x 2 seeds on each first grid, then its extension's larger eta_A.
     assert!(
-        first.len() > 12 && first[12..].iter().all(|(_, eta_a)| *eta_a > 3e-4),
-        "the first pair's extension runs before the second pair's grid:\n{log}"
+        !first.is_empty() && first.iter().all(|(_, eta_a)| *eta_a > 3e-4),
+        "the first pair's extension runs first:\n{log}"
     );
-    assert!(second.len() > 12, "the second pair is extended too:\n{log}");
+    // 2 eta_A x 3 ratios x 2 seeds on the second pair's grid, then its own extension.
+    assert!(second.iter().all(|(pair, _)| *pair == "mlp/shift-b"), "{log}");
+    assert!(
+        second.len() > 12 && second[..12].iter().all(|(_, eta_a)| *eta_a <= 3e-4),
+        "{log}"
+    );
 }
 
 #[test]

@@ -99,7 +99,8 @@ pub struct AdaptiveConfig {
     pub ratio_min: f64,
     /// No ratio above this. Default: 2^14.
     pub ratio_max: f64,
-    /// Trials added over all rounds, at most. Default: 1000.
+    /// Trials added to one pair over all its rounds, at most. Default: 1000. Per pair, so what a
+    /// pair adds depends on its own records alone, whenever the other pairs' records arrive.
     pub max_trials: usize,
     /// Once the optimum is interior (or bounded), add the cells around it at half the log step,
     /// once. Default: false.
@@ -247,6 +248,7 @@ impl fmt::Display for StageKind {
 struct PairPlan {
     trials: Vec<TrialSpec>,
     rounds: usize,
+    added: usize,
     finished: bool,
 }
 
@@ -281,12 +283,12 @@ pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialR
                 PairPlan {
                     trials: vec![trial.clone()],
                     rounds: 0,
+                    added: 0,
                     finished: false,
                 },
             )),
         }
     }
-    let mut added = 0;
     loop {
         let mut extension = Vec::new();
         let mut refinement = Vec::new();
@@ -339,11 +341,11 @@ pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialR
                     })
                 })
                 .collect();
-            if new_trials.is_empty() || added + new_trials.len() > adaptive.max_trials {
+            if new_trials.is_empty() || plan.added + new_trials.len() > adaptive.max_trials {
                 plan.finished = true;
                 continue;
             }
-            added += new_trials.len();
+            plan.added += new_trials.len();
             plan.rounds += 1;
             plan.finished = refining;
             plan.trials.extend(new_trials.iter().cloned());
@@ -453,6 +455,76 @@ mod tests {
                 Edge::RatioMax
             ),
             None
+        );
+    }
+
+    #[test]
+    fn each_pair_has_its_own_budget_of_added_trials() {
+        let text = r#"
+            name = "t"
+            [grid]
+            eta_a = [1e-3, 1e-2]
+            ratio = [4]
+            baseline = false
+            [adaptive]
+            max_trials = 2
+            [train]
+            steps = 1
+            [lora]
+            rank = 2
+            [[task]]
+            name = "base"
+            kind = "teacher"
+            d_input = 4
+            n_classes = 2
+            n_train = 8
+            n_val = 2
+            n_test = 2
+            [[task]]
+            name = "down-1"
+            kind = "teacher"
+            d_input = 4
+            n_classes = 2
+            n_train = 8
+            n_val = 2
+            n_test = 2
+            [[task]]
+            name = "down-2"
+            kind = "teacher"
+            d_input = 4
+            n_classes = 2
+            n_train = 8
+            n_val = 2
+            n_test = 2
+            shift_seed = 5
+            [[model]]
+            name = "mlp"
+            kind = "mlp"
+            hidden = [4]
+            pretrain = { task = "base", steps = 1 }
+        "#;
+        let config = SweepConfig::parse(text, std::path::Path::new("t.toml")).unwrap();
+        // Both pairs' grids are done, best at eta_A 1e-2 and ratio 1: each wants the eta_A = 0.1
+        // line at ratios 1 and 4, two trials, the whole budget.
+        let grid = grid::expand(&config);
+        let record = |spec: &TrialSpec| {
+            grid.iter().any(|t| t.id() == spec.id()).then(|| {
+                let accuracy = 0.5 + 10.0 * spec.eta_a - 1e-4 * spec.ratio;
+                let mut record = crate::report::tests::record(spec.eta_a, spec.ratio, spec.seed, accuracy, 0.1);
+                (record.spec, record.trial_id) = (spec.clone(), spec.id());
+                record
+            })
+        };
+        let stages = stages(&config, record);
+        assert_eq!(stages.len(), 2);
+        let added: Vec<(&str, f64)> = stages[1]
+            .trials
+            .iter()
+            .map(|t| (t.task.name.as_str(), t.eta_a))
+            .collect();
+        assert_eq!(
+            added,
+            [("down-1", 0.1), ("down-1", 0.1), ("down-2", 0.1), ("down-2", 0.1)]
         );
     }
 

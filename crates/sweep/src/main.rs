@@ -318,7 +318,7 @@ fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
     if let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) {
         println!(
             "  adaptive: pairs whose best cell is on the grid's edge get the next grid line, up to {} rounds \
-             (eta_A {:e} to {:e}, ratio {} to {}, at most {} added trials){}",
+             (eta_A {:e} to {:e}, ratio {} to {}, at most {} added trials per pair){}",
             adaptive.max_rounds,
             adaptive.eta_a_min,
             adaptive.eta_a_max,

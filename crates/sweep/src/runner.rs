@@ -1,7 +1,7 @@
 //! Running a sweep: skip finished trials, pretrain the bases, run the rest in parallel, write
 //! each record as soon as it exists, and report.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -131,10 +131,6 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
         out.display()
     ));
     let mut owned_count = owned.len();
-    let mut known: HashSet<String> = owned.iter().map(TrialSpec::id).collect();
-    // Trials this run has tried, or left to another process that holds them: never again in
-    // this run, whatever their records say.
-    let mut tried: HashSet<String> = HashSet::new();
     let start_points = StartPoints::default();
     while !pending.is_empty() {
         for spec in &pending {
@@ -146,40 +142,33 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
             }
         }
         pretrain_bases(&pending, &store, &data, &device, &|line| progress.log(line), &mut bases)?;
-        // One pair at a time (`in_pair_order`), then plan again: the pair's results may extend
-        // its grid (`[adaptive]`), and the extension runs before the next pair's grid.
-        let pair = pending
-            .iter()
-            .take_while(|t| pair_of(t) == pair_of(&pending[0]))
-            .count();
-        run_trials(
+        let run = run_trials(
             config,
             &store,
-            &pending[..pair],
+            &pending,
             (&data, &bases, &device, &start_points),
             options,
             (&progress, &run_log),
         )?;
-        tried.extend(pending[..pair].iter().map(TrialSpec::id));
+        // Results may extend the grid (`[adaptive]`); trials another process holds are left
+        // to it.
         let (owned, next) = plan();
-        pending = next.into_iter().filter(|t| !tried.contains(&t.id())).collect();
-        let new: Vec<TrialSpec> = owned.iter().filter(|t| !known.contains(&t.id())).cloned().collect();
-        if new.is_empty() {
-            continue;
+        if run == 0 || next.is_empty() {
+            break;
         }
-        progress.grow(new.len());
+        progress.grow(owned.len() - owned_count);
         owned_count = owned.len();
         run_log.set_total(owned_count)?;
-        progress.log(format!("{} more trials planned from the results so far", new.len()));
-        data.add(&new, &|line| progress.log(line))?;
-        check_adapters_fit(config, &new, &data)?;
-        let missing: Vec<TrialSpec> = new
+        progress.log(format!("{} more trials planned from the results so far", next.len()));
+        data.add(&next, &|line| progress.log(line))?;
+        check_adapters_fit(config, &next, &data)?;
+        let missing: Vec<TrialSpec> = next
             .iter()
             .filter(|t| !bases.contains_key(&BaseInfo::of(t).key()))
             .cloned()
             .collect();
         bases.extend(load_checkpoints(&missing, &data, &device, &|line| progress.log(line))?);
-        known.extend(new.iter().map(TrialSpec::id));
+        pending = next;
     }
     progress.done();
     run_log.finish()?;
@@ -195,9 +184,9 @@ pub fn sweep(config: &SweepConfig, config_text: &str, out: &Path, options: Sweep
 }
 
 /// Orders `pending` pair by pair, pairs as they first appear in `owned` (grid order), each
-/// pair's trials in stage order: a pair whose grid is done runs its extension before the next
-/// pair's grid rather than after every pair's, so the records of an interrupted long study hold
-/// whole pairs.
+/// pair's trials in stage order: when a sweep resumes, a pair whose grid is done runs its planned
+/// extension before the next pair's grid rather than after every pair's, so the records of a
+/// long study interrupted now and then hold whole pairs.
 fn in_pair_order(owned: &[TrialSpec], pending: &mut [TrialSpec]) {
     let mut pair_rank: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for trial in owned {
@@ -214,7 +203,7 @@ fn pair_of(trial: &TrialSpec) -> (&str, &str) {
 }
 
 /// Runs `pending` in stacked groups, `options.jobs` groups at a time, saving each record as it
-/// comes (those another process holds are skipped).
+/// comes; returns how many trials ran (those another process holds are skipped).
 fn run_trials(
     config: &SweepConfig,
     store: &Store,
@@ -222,7 +211,7 @@ fn run_trials(
     (data, bases, device, start_points): (&DataCache, &BTreeMap<String, Classifier>, &Device, &StartPoints),
     options: SweepOptions,
     (progress, run_log): (&Progress, &RunLog),
-) -> Result<()> {
+) -> Result<usize> {
     let budget = match config.device {
         DeviceChoice::Cpu | DeviceChoice::Ndarray => stacking::memory_budget(options.jobs),
         // wgpu reports no device memory; 16 GiB fits every GPU this project was run on.
@@ -251,6 +240,7 @@ fn run_trials(
     // rayon's global pool, so even one job uses every core. (Running them inside a
     // `jobs`-thread rayon pool would confine their tensor work to that pool.)
     let next = AtomicUsize::new(0);
+    let run_count = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.min(groups.len()) {
@@ -274,6 +264,7 @@ fn run_trials(
                                 .unwrap()
                                 .push(format!("trial {}: {error:#}", record.trial_id));
                         }
+                        run_count.fetch_add(1, Ordering::Relaxed);
                         if let Err(error) = run_log.trial_saved() {
                             failures.lock().unwrap().push(format!("manifest.json: {error:#}"));
                         }
@@ -290,7 +281,7 @@ fn run_trials(
         "some records could not be written:\n{}",
         failures.join("\n")
     );
-    Ok(())
+    Ok(run_count.into_inner())
 }
 
 /// Checks adapters against the input sizes of tasks that state them only in their files

@@ -210,18 +210,7 @@ pub fn run_group(
     let started = Instant::now();
     let spec = group[0];
     let k = group.len();
-    let mut rng = init::rng(spec.seed);
-    let model = base.clone().with_new_head(data.n_classes, &mut rng);
-    let model = match spec.method {
-        Method::Lora => attach(model, &attach_config(spec), &mut rng)?,
-        Method::HeadOnly => {
-            let mut model = model.no_grad();
-            for site in loraplus_model::LoraModel::head_sites(&mut model) {
-                *site.layer = site.layer.clone().set_require_grad(true);
-            }
-            model
-        }
-    };
+    let model = start_model(spec, base, data)?;
     let (trainable_params, total_params) = param_counts(&param_table(&model));
     let start = start_points.get_or_evaluate(spec, || {
         let (val, test) = evaluate(&model, data, 1, device);
@@ -264,6 +253,24 @@ pub fn run_group(
             provenance: provenance(device, k),
         })
         .collect())
+}
+
+/// The model `spec` starts from, the same for every trial of its family: `base` with a fresh
+/// head and, for an adapter trial, adapters attached; for a head-only trial, only the head
+/// trains.
+fn start_model(spec: &TrialSpec, base: &Classifier, data: &TaskData) -> Result<Classifier> {
+    let mut rng = init::rng(spec.seed);
+    let model = base.clone().with_new_head(data.n_classes, &mut rng);
+    Ok(match spec.method {
+        Method::Lora => attach(model, &attach_config(spec), &mut rng)?,
+        Method::HeadOnly => {
+            let mut model = model.no_grad();
+            for site in loraplus_model::LoraModel::head_sites(&mut model) {
+                *site.layer = site.layer.clone().set_require_grad(true);
+            }
+            model
+        }
+    })
 }
 
 /// The val and test accuracy of each family's untrained model. The trials of a family (see
@@ -412,25 +419,93 @@ fn optimizer_config(spec: &TrialSpec) -> LoraPlusConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DeviceChoice, SweepConfig};
     use crate::grid;
+    use crate::runner::device;
+
+    /// A BERT with dropout and adapters on attention and embeddings, on 40-example splits.
+    const BERT: &str = r#"
+        name = "t"
+        seeds = [0, 1]
+        [grid]
+        eta_a = [1e-3, 1e-2]
+        ratio = [4]
+        [train]
+        steps = 2
+        [lora]
+        rank = 2
+        dropout = 0.1
+        [[task]]
+        name = "tokens"
+        kind = "bag_of_tokens"
+        vocab = 30
+        seq_len = 8
+        n_classes = 3
+        n_train = 100
+        n_val = 40
+        n_test = 40
+        [[task]]
+        name = "tokens-shift"
+        kind = "bag_of_tokens"
+        vocab = 30
+        seq_len = 8
+        n_classes = 3
+        shift_rank = 1
+        shift_scale = 1.0
+        n_train = 100
+        n_val = 40
+        n_test = 40
+        [[model]]
+        name = "bert"
+        kind = "bert"
+        hidden_size = 16
+        num_hidden_layers = 1
+        num_attention_heads = 2
+        intermediate_size = 32
+        dropout = 0.1
+        targets = ["query", "value", "word_embeddings"]
+        pretrain = { task = "tokens", steps = 30, lr = 1e-3, batch_size = 16 }
+    "#;
+
+    /// The config's trials, their data and their pretrained bases (cached in `dir`).
+    fn setup(dir: &Path) -> (Vec<TrialSpec>, DataCache, BTreeMap<String, Classifier>, Device) {
+        let config = SweepConfig::parse(BERT, Path::new("t.toml")).unwrap();
+        let trials = grid::expand(&config);
+        let device = device(DeviceChoice::Cpu).unwrap();
+        let data = DataCache::load(&trials, &|_| {}).unwrap();
+        let mut bases = load_checkpoints(&trials, &data, &device, &|_| {}).unwrap();
+        let store = Store::open(dir).unwrap();
+        pretrain_bases(&trials, &store, &data, &device, &|_| {}, &mut bases).unwrap();
+        (trials, data, bases, device)
+    }
+
+    #[test]
+    fn stacked_members_start_where_one_member_alone_does() {
+        // `fit` used to evaluate step 0 on the stacked model; the shared start evaluates one
+        // member alone.
+        let dir = tempfile::tempdir().unwrap();
+        let (trials, data, bases, device) = setup(dir.path());
+        for spec in [
+            &trials[0],
+            trials.iter().find(|t| t.method == Method::HeadOnly).unwrap(),
+        ] {
+            let data = data.get(&spec.task, &spec.model);
+            let model = start_model(spec, &bases[&BaseInfo::of(spec).key()], data).unwrap();
+            let (val, test) = evaluate(&model, data, 1, &device);
+            assert!(
+                0.0 < test[0] && test[0] < 1.0,
+                "a split that can tell models apart: {test:?}"
+            );
+            let (stacked_val, stacked_test) = evaluate(&members::stack(model, 3).unwrap(), data, 3, &device);
+            assert_eq!(stacked_val, [val[0]; 3]);
+            assert_eq!(stacked_test, [test[0]; 3]);
+        }
+    }
 
     #[test]
     fn a_familys_trials_share_one_step_0_evaluation_and_record_what_evaluating_gives() {
-        let config = crate::config::tiny_config(2);
-        let trials = grid::expand(&config);
         let dir = tempfile::tempdir().unwrap();
-        let device = crate::runner::device(crate::config::DeviceChoice::Cpu).unwrap();
-        let data = DataCache::load(&trials, &|_| {}).unwrap();
-        let mut bases = load_checkpoints(&trials, &data, &device, &|_| {}).unwrap();
-        pretrain_bases(
-            &trials,
-            &Store::open(dir.path()).unwrap(),
-            &data,
-            &device,
-            &|_| {},
-            &mut bases,
-        )
-        .unwrap();
+        let (trials, data, bases, device) = setup(dir.path());
         let run = |spec: &TrialSpec, start_points: &StartPoints| {
             let base = &bases[&BaseInfo::of(spec).key()];
             run_group(&[spec], base, data.get(&spec.task, &spec.model), &device, start_points)
@@ -444,8 +519,8 @@ mod tests {
             assert_eq!(alone.curve, with_family.curve, "trial {}", spec.id());
             assert_eq!(alone.curve[0].step, 0);
         }
-        // 2 seeds x (2 eta_A x 2 ratios): one evaluation per seed.
-        assert_eq!(trials.len(), 8);
-        assert_eq!(shared.0.lock().unwrap().len(), 2);
+        // 2 seeds x (2 eta_A x 2 ratios + 2 head-only baselines): one family per seed and method.
+        assert_eq!(trials.len(), 12);
+        assert_eq!(shared.0.lock().unwrap().len(), 4);
     }
 }
