@@ -85,7 +85,7 @@ fn exp_label(v: &f64) -> String {
 /// that plane, so rows of constant lambda run parallel to the eta_B = eta_A diagonal (lambda = 1).
 /// The best cell has a thick red border (orange, with the edge named in the legend, when it is
 /// on the grid's edge); cells that did not learn, diverged or failed are grey and labelled.
-pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()> {
+pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path: &Path) -> Result<()> {
     register_embedded_font();
     let metric = settings.ranking_metric();
     let etas = sorted_unique(pair.cells.iter().map(|c| c.eta_a));
@@ -114,10 +114,8 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()
     root.fill(&WHITE).map_err(&err)?;
     let (plot_area, legend_area) = root.split_horizontally(880);
     let title = format!(
-        "{}/{}{}: {} over (eta_A, eta_B)",
-        pair.model,
-        pair.task,
-        label_suffix(pair),
+        "{}: {} over (eta_A, eta_B)",
+        pair_title(pair, progress),
         metric_name(metric)
     );
     let best_color = if edges.is_empty() { RED } else { RGBColor(255, 140, 0) };
@@ -256,17 +254,25 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .draw()
 }
 
-fn label_suffix(pair: &Pair) -> String {
-    if pair.label.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", pair.label)
+/// How many of a pair's planned trials have records: `Some((recorded, planned))` while some
+/// are still to come, so its plots say they may change.
+pub type Progress = Option<(usize, usize)>;
+
+/// `model/task`, its other axes' values, and whether it is partial.
+fn pair_title(pair: &Pair, progress: Progress) -> String {
+    let mut title = format!("{}/{}", pair.model, pair.task);
+    if !pair.label.is_empty() {
+        title.push_str(&format!(" [{}]", pair.label));
     }
+    if let Some((recorded, planned)) = progress {
+        title.push_str(&format!(" (partial: {recorded} of {planned} trials)"));
+    }
+    title
 }
 
 /// The best plain-LoRA cell against the best LoRA+ cell (and the best head-only baseline):
 /// seed-mean accuracy over steps, with the speed-up.
-pub fn curves(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()> {
+pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: &Path) -> Result<()> {
     register_embedded_font();
     let metric = settings.ranking_metric();
     let (lora, plus) = pair.best_lora_and_loraplus(settings);
@@ -325,8 +331,8 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, path: &Path) -> Result<()>
         _ => None,
     };
     let title = match speed {
-        Some((s, _, _)) => format!("{}/{}{}: speed-up {s:.2}x", pair.model, pair.task, label_suffix(pair)),
-        None => format!("{}/{}{}: LoRA vs LoRA+", pair.model, pair.task, label_suffix(pair)),
+        Some((s, _, _)) => format!("{}: speed-up {s:.2}x", pair_title(pair, progress)),
+        None => format!("{}: LoRA vs LoRA+", pair_title(pair, progress)),
     };
     let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
     let err = plot_error(path);
@@ -532,5 +538,13 @@ mod tests {
         assert_eq!(viridis(1.0), RGBColor(253, 231, 37));
         let gaps = half_gaps(&[1e-4, 1e-3, 1e-1]);
         assert!((gaps[0].0 - 0.5).abs() < 1e-12 && (gaps[1].1 - 1.0).abs() < 1e-12 && (gaps[2].1 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_partial_pairs_plots_say_how_many_of_its_trials_are_in() {
+        let records = [crate::report::tests::record(1e-3, 4.0, 0, 0.8, 0.3)];
+        let pair = &crate::report::pairs(&records)[0];
+        assert_eq!(pair_title(pair, None), "mlp/down");
+        assert_eq!(pair_title(pair, Some((53, 96))), "mlp/down (partial: 53 of 96 trials)");
     }
 }

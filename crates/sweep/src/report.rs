@@ -406,13 +406,22 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
     make_atomic(&dir.join("ratio_distribution.png"), |tmp| {
         plots::ratio_distribution(&findings, settings.top_k, tmp)
     })?;
+    let planned = planned(store);
+    let recorded = planned
+        .as_ref()
+        .map(|(_, stages)| recorded_by_pair(store, stages))
+        .unwrap_or_default();
     for pair in &pairs {
         let slug = pair.slug();
+        let progress = recorded
+            .get(&format!("{}/{}", pair.model, pair.task))
+            .copied()
+            .filter(|(recorded, planned)| recorded < planned);
         make_atomic(&dir.join(format!("heatmap_{slug}.png")), |tmp| {
-            plots::heatmap(pair, settings, tmp)
+            plots::heatmap(pair, settings, progress, tmp)
         })?;
         make_atomic(&dir.join(format!("curves_{slug}.png")), |tmp| {
-            plots::curves(pair, settings, tmp)
+            plots::curves(pair, settings, progress, tmp)
         })?;
     }
     let mut summary = summary(&pairs, &findings, settings, records.len());
@@ -448,9 +457,9 @@ pub fn write_reports(store: &Store, settings: &ReportSettings) -> Result<String>
             }
         }
     }
-    if let Some((config, stages)) = planned(store) {
+    if let Some((config, stages)) = planned {
         summary.push_str(&adaptive_summary(&config, &stages));
-        summary.push_str(&incomplete_summary(store, &stages));
+        summary.push_str(&incomplete_summary(&recorded));
     }
     write_atomic(&dir.join("summary.txt"), summary.as_bytes()).context("summary.txt")?;
     Ok(summary)
@@ -551,23 +560,34 @@ fn adaptive_summary(config: &SweepConfig, stages: &[adaptive::Stage]) -> String 
     )
 }
 
-/// The pairs whose planned trials are not all recorded yet (a running or interrupted sweep): the
-/// report covers only the records present, so their best cells and ratios may still change.
-fn incomplete_summary(store: &Store, stages: &[adaptive::Stage]) -> String {
+/// Per pair (`model/task`), how many of its planned trials (`stages`) have a finished record:
+/// `(recorded, planned)`.
+fn recorded_by_pair(store: &Store, stages: &[adaptive::Stage]) -> BTreeMap<String, (usize, usize)> {
     let mut by_pair: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for trial in stages.iter().flat_map(|s| &s.trials) {
         let entry = by_pair
             .entry(format!("{}/{}", trial.model.name, trial.task.name))
             .or_default();
         entry.1 += 1;
-        if store.finished(&trial.id()).is_none() {
+        if store.finished(&trial.id()).is_some() {
             entry.0 += 1;
         }
     }
-    let missing: Vec<String> = by_pair
+    by_pair
+}
+
+/// The pairs whose planned trials are not all recorded yet (a running or interrupted sweep): the
+/// report covers only the records present, so their best cells and ratios may still change.
+fn incomplete_summary(recorded: &BTreeMap<String, (usize, usize)>) -> String {
+    let missing: Vec<String> = recorded
         .iter()
-        .filter(|(_, (missing, _))| *missing > 0)
-        .map(|(pair, (missing, planned))| format!("  {pair}: {missing} of {planned} planned trials have no record yet"))
+        .filter(|(_, (recorded, planned))| recorded < planned)
+        .map(|(pair, (recorded, planned))| {
+            format!(
+                "  {pair}: {} of {planned} planned trials have no record yet",
+                planned - recorded
+            )
+        })
         .collect();
     if missing.is_empty() {
         return String::new();
