@@ -34,13 +34,19 @@ impl Table {
 
     /// Cells ranked by their mean over `seeds`, best first (ties: the smaller ratio first, then
     /// the smaller eta_A, so the order never depends on the order of records).
+    ///
+    /// Means are compared to 1e-9: accuracies are counts over a test set, and two cells whose
+    /// seeds sum to the same count (0.962 + 0.967 and 0.963 + 0.966) can differ in the last bit
+    /// of their float sums, which would otherwise decide the tie.
     pub fn ranked(&self, seeds: &[usize], only: impl Fn(f64) -> bool) -> Vec<(usize, f64)> {
         let mut ranked: Vec<(usize, f64)> = (0..self.cells.len())
             .filter(|&c| only(self.cells[c].1))
             .filter_map(|c| Some((c, self.mean(c, seeds)?)))
             .collect();
+        let rounded = |mean: f64| (mean * 1e9).round();
         ranked.sort_by(|a, b| {
-            b.1.total_cmp(&a.1)
+            rounded(b.1)
+                .total_cmp(&rounded(a.1))
                 .then(self.cells[a.0].1.total_cmp(&self.cells[b.0].1))
                 .then(self.cells[a.0].0.total_cmp(&self.cells[b.0].0))
         });
@@ -267,6 +273,10 @@ mod tests {
         t.values[2][1] = None; // ratio 16 diverged on seed 1
         assert_eq!(t.top_log2_ratios(&[0, 1], 1), [2.0]);
         assert_eq!(t.top_log2_ratios(&[0, 0], 1), [4.0], "seed 1 not drawn");
+        // 0.1 + 0.2 is 0.30000000000000004 in floats: still a tie with 0.3 + 0.0.
+        t.values[0] = vec![Some(0.3), Some(0.0)];
+        t.values[1] = vec![Some(0.1), Some(0.2)];
+        assert_eq!(t.top_log2_ratios(&[0, 1], 4)[2..], [0.0, 2.0], "float rounding breaks no tie");
         let (gain, lora, plus) = table(4.0, 0.0, &[0.0]).gain(&[0]).unwrap();
         assert!((gain - 0.08).abs() < 1e-12 && (lora, plus) == (0, 2));
     }
