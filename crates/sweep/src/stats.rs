@@ -276,7 +276,11 @@ mod tests {
         // 0.1 + 0.2 is 0.30000000000000004 in floats: still a tie with 0.3 + 0.0.
         t.values[0] = vec![Some(0.3), Some(0.0)];
         t.values[1] = vec![Some(0.1), Some(0.2)];
-        assert_eq!(t.top_log2_ratios(&[0, 1], 4)[2..], [0.0, 2.0], "float rounding breaks no tie");
+        assert_eq!(
+            t.top_log2_ratios(&[0, 1], 4)[2..],
+            [0.0, 2.0],
+            "float rounding breaks no tie"
+        );
         let (gain, lora, plus) = table(4.0, 0.0, &[0.0]).gain(&[0]).unwrap();
         assert!((gain - 0.08).abs() < 1e-12 && (lora, plus) == (0, 2));
     }
