@@ -124,22 +124,22 @@ n_test = 5
         (
             "zero rate",
             TINY.replace("eta_a = [1e-3, 1e-2]", "eta_a = [0, 1e-2]"),
-            vec!["bad.toml:", "`eta_a`: 0 is not allowed"],
+            vec!["bad.toml:", "`grid.eta_a`: 0 is not allowed"],
         ),
         (
             "zero ratio",
             TINY.replace("ratio = [4, 16]", "ratio = [0, 16]"),
-            vec!["bad.toml:", "`ratio`: 0 is not allowed"],
+            vec!["bad.toml:", "`grid.ratio`: 0 is not allowed"],
         ),
         (
             "negative ratio",
             TINY.replace("ratio = [4, 16]", "ratio = [-4, 16]"),
-            vec!["bad.toml:", "`ratio`: -4 is not allowed"],
+            vec!["bad.toml:", "`grid.ratio`: -4 is not allowed"],
         ),
         (
             "empty grid",
             TINY.replace("ratio = [4, 16]", "ratio = []"),
-            vec!["bad.toml:", "`ratio`: the grid is empty"],
+            vec!["bad.toml:", "`grid.ratio`: the grid is empty"],
         ),
         (
             "empty seeds",
@@ -149,7 +149,7 @@ n_test = 5
         (
             "zero rank",
             TINY.replace("\nrank = 2", "\nrank = 0"),
-            vec!["bad.toml:", "`rank`: must be at least 1"],
+            vec!["bad.toml:", "`lora.rank`: must be at least 1"],
         ),
         (
             "rank over the layer size",
@@ -160,7 +160,7 @@ n_test = 5
             "rank over the size of a layer read from image files",
             images.clone(),
             vec![
-                "`rank`",
+                "`lora.rank`",
                 "rank 6 is too large for layer `input` (4 -> 8)",
                 "task `source`",
             ],
@@ -178,7 +178,7 @@ n_test = 5
         (
             "beta out of range",
             TINY.replace("steps = 40", "steps = 40\nbeta_2 = 1.5"),
-            vec!["bad.toml:", "`beta_2`: 1.5 is not allowed"],
+            vec!["bad.toml:", "`train.beta_2`: 1.5 is not allowed"],
         ),
         (
             "unknown pretrain task",

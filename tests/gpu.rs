@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use loraplus::config::{DeviceChoice, SweepConfig};
-use loraplus::data::DataCache;
-use loraplus::grid;
-use loraplus::runner::device;
+use loraplus::config::{ConfigFile, DeviceChoice};
+use loraplus::plan;
+use loraplus::run::device::device;
+use loraplus::run::setup::Setup;
+use loraplus::run::trial::StartPoints;
 use loraplus::store::{Store, TrialRecord};
-use loraplus::trial::{BaseInfo, StartPoints, load_checkpoints, pretrain_bases, run_group};
 
 /// A tiny BERT with dropout, adapters on attention and embeddings, three rates stacked.
 const CONFIG: &str = r#"
@@ -71,27 +71,20 @@ fn gpu() -> Result<Device, String> {
 }
 
 /// Every trial of the config on `device`, stacked, from the base cached in `store_dir`.
-fn run(config: &SweepConfig, device: &Device, store_dir: &Path) -> Vec<TrialRecord> {
-    let trials = grid::expand(config);
-    let data = DataCache::load(&trials, &|_| {}).unwrap();
-    let store = Store::open(store_dir).unwrap();
-    let mut bases = load_checkpoints(&trials, &data, device, &|_| {}).unwrap();
-    pretrain_bases(&trials, &store, &data, device, &|_| {}, &mut bases).unwrap();
+fn run(file: &ConfigFile, device: &Device, store_dir: &Path) -> Vec<TrialRecord> {
+    let trials = plan::expand(&file.config);
+    let mut setup = Setup::new(file, device.clone());
+    setup.add(&trials, &|_| {}).unwrap();
+    setup
+        .pretrain(&trials, &Store::open(store_dir).unwrap(), &|_| {})
+        .unwrap();
     let group: Vec<_> = trials.iter().collect();
-    let spec = group[0];
-    run_group(
-        &group,
-        &bases[&BaseInfo::of(spec).key()],
-        data.get(&spec.task, &spec.model),
-        device,
-        &StartPoints::default(),
-    )
-    .unwrap()
+    setup.run(&group, &StartPoints::default()).unwrap()
 }
 
 /// Runs the config on the flex CPU backend and on `other` from the same base, and compares.
 fn assert_matches_cpu(other: &Device, backend: &str) {
-    let config = SweepConfig::parse(CONFIG, Path::new("gpu-check.toml")).unwrap();
+    let config = ConfigFile::parse(CONFIG.into(), Path::new("gpu-check.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The CPU pretrains the base and caches it; the other run loads that same base.
     let cpu = run(&config, &device(DeviceChoice::Cpu).unwrap(), dir.path());

@@ -1,140 +1,20 @@
-//! Trustworthy optima: whether a pair's best cell sits on the edge of its grid, and (opt-in)
-//! adaptive extension of the grid until it does not.
+//! Trustworthy optima, opt-in: a sweep whose config has `[adaptive]` extends each pair's grid
+//! while its best cell sits on the grid's edge ([`crate::analysis::edges`]).
 //!
-//! A pair's grid is the set of eta_A values and the set of ratios its cells use. A cell on the
-//! smallest or largest of either is on an [`Edge`]: the true optimum may lie beyond it. With
-//! `[adaptive]` in the config, a sweep then adds the next grid line beyond that edge (at the
-//! same log spacing as the last two lines), crossed with every value of the other axis, runs
-//! those trials, and repeats until the best cell is interior or a bound stops it; optionally it
-//! then refines once around the optimum, halving the log step. Every added trial is an ordinary
-//! trial with a stable id: the stages are replayed from the records, so they resume and shard
-//! like the first grid.
+//! The sweep adds the next grid line beyond that edge (at the same log spacing as the last two
+//! lines), crossed with every value of the other axis, runs those trials, and repeats until the
+//! best cell is interior or a bound stops it; optionally it then refines once around the
+//! optimum, halving the log step. Every added trial is an ordinary trial with a stable id: the
+//! stages are replayed from the records, so they resume and shard like the first grid.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::SweepConfig;
-use crate::grid::{self, Method, TrialSpec};
-use crate::report::{self, ReportSettings};
+use crate::analysis::{self, Edge, Grid};
+use crate::config::{AdaptiveConfig, ReportSettings, SweepConfig};
+use crate::plan::{self, Method, TrialSpec};
 use crate::store::{Outcome, TrialRecord};
 
-/// An edge of a pair's grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Edge {
-    /// The smallest eta_A.
-    EtaAMin,
-    /// The largest eta_A.
-    EtaAMax,
-    /// The smallest ratio.
-    RatioMin,
-    /// The largest ratio.
-    RatioMax,
-}
-
-impl fmt::Display for Edge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Edge::EtaAMin => "eta_a_min",
-            Edge::EtaAMax => "eta_a_max",
-            Edge::RatioMin => "ratio_min",
-            Edge::RatioMax => "ratio_max",
-        })
-    }
-}
-
-/// A pair's grid lines, sorted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grid {
-    /// eta_A values.
-    pub eta_a: Vec<f64>,
-    /// Ratios.
-    pub ratio: Vec<f64>,
-}
-
-impl Grid {
-    /// The grid the cells `(eta_a, ratio)` lie on.
-    pub fn of(cells: impl IntoIterator<Item = (f64, f64)>) -> Self {
-        let (mut eta_a, mut ratio): (Vec<f64>, Vec<f64>) = cells.into_iter().unzip();
-        for values in [&mut eta_a, &mut ratio] {
-            values.sort_by(f64::total_cmp);
-            values.dedup();
-        }
-        Self { eta_a, ratio }
-    }
-
-    /// The edges `cell` lies on. An axis with a single value has no inside, so a cell is on
-    /// both its edges.
-    pub fn edges(&self, (eta_a, ratio): (f64, f64)) -> Vec<Edge> {
-        let mut edges = Vec::new();
-        for (values, value, low, high) in [
-            (&self.eta_a, eta_a, Edge::EtaAMin, Edge::EtaAMax),
-            (&self.ratio, ratio, Edge::RatioMin, Edge::RatioMax),
-        ] {
-            if values.first() == Some(&value) {
-                edges.push(low);
-            }
-            if values.last() == Some(&value) {
-                edges.push(high);
-            }
-        }
-        edges
-    }
-}
-
-/// `[adaptive]`: when and how far a sweep extends its grid.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdaptiveConfig {
-    /// Extend at all. Default: true once the table is given.
-    pub enabled: bool,
-    /// Extension rounds at most (refinement not counted). Default: 4.
-    pub max_rounds: usize,
-    /// No eta_A below this. Default: 1e-7.
-    pub eta_a_min: f64,
-    /// No eta_A above this. Default: 1.
-    pub eta_a_max: f64,
-    /// No ratio below this. Default: 1 (eta_B below eta_A is outside LoRA+).
-    pub ratio_min: f64,
-    /// No ratio above this. Default: 2^14.
-    pub ratio_max: f64,
-    /// Trials added to one pair over all its rounds, at most. Default: 1000. Per pair, so what a
-    /// pair adds depends on its own records alone, whenever the other pairs' records arrive.
-    pub max_trials: usize,
-    /// Once the optimum is interior (or bounded), add the cells around it at half the log step,
-    /// once. Default: false.
-    pub refine: bool,
-}
-
-impl Default for AdaptiveConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_rounds: 4,
-            eta_a_min: 1e-7,
-            eta_a_max: 1.0,
-            ratio_min: 1.0,
-            ratio_max: 16384.0,
-            max_trials: 1000,
-            refine: false,
-        }
-    }
-}
-
 impl AdaptiveConfig {
-    /// Checks the bounds; on failure returns the key and what is allowed.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !(positive(self.eta_a_min) && positive(self.eta_a_max) && self.eta_a_min < self.eta_a_max) {
-            return Err(("eta_a_min".into(), "need 0 < eta_a_min < eta_a_max, both finite".into()));
-        }
-        if !(positive(self.ratio_min) && positive(self.ratio_max) && self.ratio_min < self.ratio_max) {
-            return Err(("ratio_min".into(), "need 0 < ratio_min < ratio_max, both finite".into()));
-        }
-        Ok(())
-    }
-
     /// The next grid line beyond `edge` of `grid`: one log step (that of the two outermost
     /// lines) further out, if the axis has two lines and the line is within bounds.
     pub fn next_line(&self, grid: &Grid, edge: Edge) -> Option<f64> {
@@ -258,7 +138,7 @@ struct PairPlan {
 /// recorded, so the stages grow as results arrive; the same records always give the same
 /// stages, in any process.
 pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialRecord>) -> Vec<Stage> {
-    let grid = grid::expand(config);
+    let grid = plan::expand(config);
     let mut stages = vec![Stage {
         kind: StageKind::Grid,
         trials: grid.clone(),
@@ -266,69 +146,26 @@ pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialR
     let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) else {
         return stages;
     };
-    let settings = ReportSettings {
-        name: config.name.clone(),
-        metric: config.metric,
-        top_k: config.top_k,
-        protocol: config.protocol,
-    };
-    // Pairs in grid order, keyed by everything but the rates and the seed.
-    let mut pairs: Vec<(String, PairPlan)> = Vec::new();
-    for trial in grid.iter().filter(|t| t.method == Method::Lora) {
-        let key = pair_key(trial);
-        match pairs.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, plan)) => plan.trials.push(trial.clone()),
-            None => pairs.push((
-                key,
-                PairPlan {
-                    trials: vec![trial.clone()],
-                    rounds: 0,
-                    added: 0,
-                    finished: false,
-                },
-            )),
-        }
-    }
+    let settings = ReportSettings::from(config);
+    // The pairs of the reports, in grid order.
+    let lora: Vec<&TrialSpec> = grid.iter().filter(|t| t.method == Method::Lora).collect();
+    let mut pairs: Vec<PairPlan> = plan::group_pairs(&lora, |t| t)
+        .into_iter()
+        .map(|(_, trials)| PairPlan {
+            trials: trials.into_iter().map(|t| (*t).clone()).collect(),
+            rounds: 0,
+            added: 0,
+            finished: false,
+        })
+        .collect();
     loop {
         let mut extension = Vec::new();
         let mut refinement = Vec::new();
-        for (_, plan) in pairs.iter_mut().filter(|(_, p)| !p.finished) {
+        for plan in pairs.iter_mut().filter(|p| !p.finished) {
             let Some(records) = plan.trials.iter().map(&record).collect::<Option<Vec<_>>>() else {
                 continue; // waits for its results
             };
-            let cells: Vec<(f64, f64)> = plan.trials.iter().map(|t| (t.eta_a, t.ratio)).collect();
-            let grid = Grid::of(cells.iter().copied());
-            let report_pairs = report::pairs(&records);
-            let best = report_pairs
-                .first()
-                .and_then(|p| p.ranked(&settings).first().map(|r| (r.cell.eta_a, r.cell.ratio)));
-            let mut new_cells = Vec::new();
-            let mut refining = false;
-            match best {
-                Some(best) => {
-                    if plan.rounds < adaptive.max_rounds {
-                        new_cells = adaptive.extension(&grid, best);
-                    }
-                    if new_cells.is_empty() && adaptive.refine {
-                        new_cells = adaptive.refinement(&grid, best, &cells);
-                        refining = true;
-                    }
-                }
-                // No cell learned on every seed: there is no optimum yet, only a direction.
-                // Rates too small to learn call for larger ones, diverging rates for smaller
-                // ones; with both, the window lies inside the grid but no cell hit it.
-                None if plan.rounds < adaptive.max_rounds => {
-                    let outcomes: Vec<Outcome> = records.iter().map(TrialRecord::outcome).collect();
-                    let diverged = outcomes.contains(&Outcome::Diverged);
-                    let no_learning = outcomes.iter().any(|o| *o == Outcome::NoLearning || *o == Outcome::Ok);
-                    new_cells = match (no_learning, diverged) {
-                        (true, false) => adaptive.extend(&grid, &[Edge::EtaAMax]),
-                        (false, true) => adaptive.extend(&grid, &[Edge::EtaAMin]),
-                        _ => Vec::new(),
-                    };
-                }
-                None => {}
-            }
+            let (new_cells, refining) = next_cells(adaptive, &settings, plan, &records);
             let template = &plan.trials[0];
             let new_trials: Vec<TrialSpec> = new_cells
                 .iter()
@@ -376,15 +213,48 @@ pub fn stages(config: &SweepConfig, record: impl Fn(&TrialSpec) -> Option<TrialR
     }
 }
 
-/// A pair's identity among a sweep's trials: the spec with its rates and seed left out.
-fn pair_key(trial: &TrialSpec) -> String {
-    serde_json::to_string(&TrialSpec {
-        eta_a: 0.0,
-        ratio: 0.0,
-        seed: 0,
-        ..trial.clone()
-    })
-    .expect("a spec serialises")
+/// The cells to add to a pair whose trials so far have `records`, and whether they refine.
+fn next_cells(
+    adaptive: &AdaptiveConfig,
+    settings: &ReportSettings,
+    plan: &PairPlan,
+    records: &[TrialRecord],
+) -> (Vec<(f64, f64)>, bool) {
+    let cells: Vec<(f64, f64)> = plan.trials.iter().map(|t| (t.eta_a, t.ratio)).collect();
+    let grid = Grid::of(cells.iter().copied());
+    let pairs = analysis::pairs(records);
+    let best = pairs
+        .first()
+        .and_then(|p| p.ranked(settings).first().map(|r| (r.cell.eta_a, r.cell.ratio)));
+    match best {
+        Some(best) => {
+            let extension = if plan.rounds < adaptive.max_rounds {
+                adaptive.extension(&grid, best)
+            } else {
+                Vec::new()
+            };
+            if extension.is_empty() && adaptive.refine {
+                (adaptive.refinement(&grid, best, &cells), true)
+            } else {
+                (extension, false)
+            }
+        }
+        // No cell learned on every seed: there is no optimum yet, only a direction. Rates too
+        // small to learn call for larger ones, diverging rates for smaller ones; with both, the
+        // window lies inside the grid but no cell hit it.
+        None if plan.rounds < adaptive.max_rounds => {
+            let outcomes: Vec<Outcome> = records.iter().map(TrialRecord::outcome).collect();
+            let diverged = outcomes.contains(&Outcome::Diverged);
+            let no_learning = outcomes.iter().any(|o| *o == Outcome::NoLearning || *o == Outcome::Ok);
+            let cells = match (no_learning, diverged) {
+                (true, false) => adaptive.extend(&grid, &[Edge::EtaAMax]),
+                (false, true) => adaptive.extend(&grid, &[Edge::EtaAMin]),
+                _ => Vec::new(),
+            };
+            (cells, false)
+        }
+        None => (Vec::new(), false),
+    }
 }
 
 /// `x` to 12 significant digits: grid lines computed by products and square roots land on
@@ -402,17 +272,6 @@ mod tests {
         let etas = [1e-4, 1e-3, 1e-2];
         let ratios = [1.0, 4.0, 16.0];
         Grid::of(etas.iter().flat_map(|&e| ratios.iter().map(move |&r| (e, r))))
-    }
-
-    #[test]
-    fn a_best_cell_on_each_of_the_four_edges_is_flagged_and_an_interior_one_is_not() {
-        let grid = grid();
-        assert_eq!(grid.edges((1e-4, 4.0)), [Edge::EtaAMin]);
-        assert_eq!(grid.edges((1e-2, 4.0)), [Edge::EtaAMax]);
-        assert_eq!(grid.edges((1e-3, 1.0)), [Edge::RatioMin]);
-        assert_eq!(grid.edges((1e-3, 16.0)), [Edge::RatioMax]);
-        assert_eq!(grid.edges((1e-2, 16.0)), [Edge::EtaAMax, Edge::RatioMax], "a corner");
-        assert!(grid.edges((1e-3, 4.0)).is_empty(), "interior");
     }
 
     #[test]
@@ -506,11 +365,11 @@ mod tests {
         let config = SweepConfig::parse(text, std::path::Path::new("t.toml")).unwrap();
         // Both pairs' grids are done, best at eta_A 1e-2 and ratio 1: each wants the eta_A = 0.1
         // line at ratios 1 and 4, two trials, the whole budget.
-        let grid = grid::expand(&config);
+        let grid = plan::expand(&config);
         let record = |spec: &TrialSpec| {
             grid.iter().any(|t| t.id() == spec.id()).then(|| {
                 let accuracy = 0.5 + 10.0 * spec.eta_a - 1e-4 * spec.ratio;
-                let mut record = crate::report::tests::record(spec.eta_a, spec.ratio, spec.seed, accuracy, 0.1);
+                let mut record = crate::test_support::record(spec.eta_a, spec.ratio, spec.seed, accuracy, 0.1);
                 (record.spec, record.trial_id) = (spec.clone(), spec.id());
                 record
             })

@@ -8,22 +8,23 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use loraplus::adaptive;
-use loraplus::bench::{self, BenchOptions};
-use loraplus::config::{DeviceChoice, Metric, Protocol, SweepConfig};
-use loraplus::grid::TrialSpec;
-use loraplus::grid::{self, Method};
-use loraplus::report::{self, ReportSettings};
-use loraplus::runner::{self, SweepOptions};
-use loraplus::shard::Shard;
-use loraplus::slurm::{self, SlurmOptions};
-use loraplus::stacking::GroupSize;
+use loraplus::adaptive::{self, Stage};
+use loraplus::cluster::slurm::{self, SlurmOptions};
+use loraplus::cluster::{merge, status};
+use loraplus::config::{DeviceChoice, GroupSize, Metric, Protocol, ReportSettings, SweepConfig};
+use loraplus::plan::shard::Shard;
+use loraplus::plan::{Method, TrialSpec};
+use loraplus::report;
+use loraplus::run::bench::{self, BenchOptions};
+use loraplus::run::device::device;
+use loraplus::run::setup::load_config;
+use loraplus::run::sweep::{self, SweepOptions};
+use loraplus::run::trial::CODE_VERSION;
 use loraplus::store::{RecordState, Store};
-use loraplus::{merge, status};
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
 #[derive(Parser)]
-#[command(version = loraplus::trial::CODE_VERSION, about)]
+#[command(version = CODE_VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -132,7 +133,7 @@ enum Command {
         dir: PathBuf,
         /// Rank by this metric instead of the sweep's own.
         #[arg(long, value_enum)]
-        metric: Option<MetricArg>,
+        metric: Option<Metric>,
         /// Cells per pair in the ratio distribution, instead of the sweep's own.
         #[arg(long)]
         top_k: Option<usize>,
@@ -141,12 +142,6 @@ enum Command {
         #[arg(long, value_enum)]
         protocol: Option<Protocol>,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum MetricArg {
-    TestAccuracy,
-    ValAccuracy,
 }
 
 fn main() -> ExitCode {
@@ -181,9 +176,9 @@ fn run(command: Command) -> Result<()> {
             shards,
             retry_failed,
         } => {
-            let (mut parsed, text) = SweepConfig::load(&config)?;
-            parsed.group_size = group_size.unwrap_or(parsed.group_size);
-            parsed.device = device.unwrap_or(parsed.device);
+            let mut file = load_config(&config)?;
+            file.config.group_size = group_size.unwrap_or(file.config.group_size);
+            file.config.device = device.unwrap_or(file.config.device);
             let out = out.unwrap_or_else(|| default_out(&config));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
@@ -197,9 +192,21 @@ fn run(command: Command) -> Result<()> {
                 shard,
                 retry_failed,
             };
-            print!("{}", runner::sweep(&parsed, &text, &out, options)?);
-            if shard.is_none() {
-                println!("\nreports in {}", out.display());
+            let swept = sweep::sweep(&file, &out, options)?;
+            match shard {
+                // A shard leaves the reports to `loraplus report`, once every shard is done.
+                Some(shard) => print!(
+                    "shard {shard}: {} of its {} trials finished here\n\
+                     once every shard is done: loraplus report {dir}   (progress: loraplus status {dir})\n",
+                    swept.ran,
+                    swept.owned,
+                    dir = out.display()
+                ),
+                None => {
+                    let settings = ReportSettings::from(&file.config);
+                    print!("{}", report::write_reports(&Store::at(&out), &settings)?);
+                    println!("\nreports in {}", out.display());
+                }
             }
             Ok(())
         }
@@ -214,13 +221,13 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Slurm { config, out, options } => {
-            let (parsed, _) = SweepConfig::load(&config)?;
+            let file = load_config(&config)?;
             let out = out.unwrap_or_else(|| default_out(&config));
             let binary = std::env::current_exe().context("cannot locate the loraplus binary")?;
-            let scripts = slurm::write_scripts(&config, &parsed, &out, &binary, &options)?;
+            let scripts = slurm::write_scripts(&config, &file.config, &out, &binary, &options)?;
             println!(
                 "{}: {} trials in {} array tasks; scripts in {}",
-                parsed.name,
+                file.config.name,
                 scripts.trials,
                 scripts.shards,
                 scripts.dir.display()
@@ -234,15 +241,15 @@ fn run(command: Command) -> Result<()> {
             model,
             steps,
             rounds,
-            device,
+            device: choice,
             out,
         } => {
-            let (parsed, _) = SweepConfig::load(&config)?;
+            let file = load_config(&config)?;
             anyhow::ensure!(
                 members >= 1 && steps >= 1 && rounds >= 1,
                 "--members, --steps and --rounds must be at least 1"
             );
-            let device = runner::device(device.unwrap_or(parsed.device))?;
+            let device = device(choice.unwrap_or(file.config.device))?;
             let stem = config.file_stem().unwrap_or_default().to_string_lossy();
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
             let options = BenchOptions {
@@ -251,7 +258,7 @@ fn run(command: Command) -> Result<()> {
                 steps,
                 rounds,
             };
-            print!("{}", bench::bench(&parsed, &options, &device, &out)?);
+            print!("{}", bench::bench(&file, &options, device, &out)?);
             Ok(())
         }
         Command::Report {
@@ -261,24 +268,8 @@ fn run(command: Command) -> Result<()> {
             protocol,
         } => {
             let store = Store::existing(&dir)?;
-            let path = dir.join("sweep.json");
-            let mut settings: ReportSettings = match std::fs::read(&path) {
-                Ok(bytes) => {
-                    serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?
-                }
-                Err(_) => ReportSettings {
-                    name: dir.display().to_string(),
-                    metric: Metric::TestAccuracy,
-                    top_k: 4,
-                    protocol: Protocol::SeedMean,
-                },
-            };
-            if let Some(metric) = metric {
-                settings.metric = match metric {
-                    MetricArg::TestAccuracy => Metric::TestAccuracy,
-                    MetricArg::ValAccuracy => Metric::ValAccuracy,
-                };
-            }
+            let mut settings = store.report_settings()?;
+            settings.metric = metric.unwrap_or(settings.metric);
             settings.protocol = protocol.unwrap_or(settings.protocol);
             if let Some(top_k) = top_k {
                 anyhow::ensure!(top_k >= 1, "--top-k must be at least 1");
@@ -295,8 +286,10 @@ fn default_out(config: &Path) -> PathBuf {
     PathBuf::from("runs").join(stem)
 }
 
+/// `loraplus plan`: the grid's axes, its stages (planned from the records in `out`), each pair's
+/// trials, and with `list` every trial.
 fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
-    let (config, _) = SweepConfig::load(path)?;
+    let config = load_config(path)?.config;
     let store = out.map(Store::at);
     let stages = adaptive::stages(&config, |t| match store.as_ref()?.state(&t.id()) {
         RecordState::Finished(record) => Some(*record),
@@ -305,66 +298,26 @@ fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
     let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     println!("{}: {} trials", config.name, trials.len());
     println!("  eta_A:  {:?}", config.grid.eta_a.values());
-    let mut ratios = config.grid.ratio.values();
-    if !ratios.contains(&1.0) {
-        ratios.insert(0, 1.0);
-    }
-    println!("  ratio:  {ratios:?} (1 = plain LoRA)");
+    println!("  ratio:  {:?} (1 = plain LoRA)", config.grid.ratios());
     println!("  seeds:  {:?}", config.seeds);
-    let axes = grid::axes(&config);
+    let axes = config.axes();
     if !axes.is_empty() {
         println!("  other axes: {}", axes.join(", "));
     }
-    if let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) {
-        println!(
-            "  adaptive: pairs whose best cell is on the grid's edge get the next grid line, up to {} rounds \
-             (eta_A {:e} to {:e}, ratio {} to {}, at most {} added trials per pair){}",
-            adaptive.max_rounds,
-            adaptive.eta_a_min,
-            adaptive.eta_a_max,
-            adaptive.ratio_min,
-            adaptive.ratio_max,
-            adaptive.max_trials,
-            if adaptive.refine {
-                ", then a refinement at half the log step"
-            } else {
-                ""
-            }
-        );
-        let stages: Vec<String> = stages
-            .iter()
-            .map(|s| format!("{} {}", s.kind, s.trials.len()))
-            .collect();
-        match out {
-            Some(out) => println!(
-                "  stages planned from the results in {}: {}",
-                out.display(),
-                stages.join(", ")
-            ),
-            None => println!(
-                "  stages: {} (further stages are planned from results: --out DIR)",
-                stages.join(", ")
-            ),
-        }
-    }
+    print_stages(&config, &stages, out);
     for (model, task) in config.pairs() {
-        let of_pair = |method| {
-            trials
-                .iter()
-                .filter(|t| t.model.name == model.name && t.task.name == task.name && t.method == method)
-                .count()
-        };
-        let steps = trials
+        let of_pair: Vec<&&TrialSpec> = trials
             .iter()
-            .find(|t| t.model.name == model.name && t.task.name == task.name)
-            .map(|t| t.steps());
+            .filter(|t| t.model.name == model.name && t.task.name == task.name)
+            .collect();
+        let of_method = |method| of_pair.iter().filter(|t| t.method == method).count();
         println!(
             "  {}/{}: {} adapter trials + {} head-only baselines, {} steps each, base {}",
             model.name,
             task.name,
-            of_pair(Method::Lora),
-            of_pair(Method::HeadOnly),
-            steps.unwrap_or(0),
+            of_method(Method::Lora),
+            of_method(Method::HeadOnly),
+            of_pair.first().map_or(0, |t| t.steps()),
             match &model.pretrain {
                 Some(pretrain) => format!("pretrained on `{}`", pretrain.task),
                 None => "from its checkpoint".into(),
@@ -377,13 +330,12 @@ fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
             "trial_id", "model", "task", "method", "seed", "eta_a", "ratio"
         );
         for (stage, t) in stages.iter().flat_map(|s| s.trials.iter().map(move |t| (s.kind, t))) {
-            let method = if t.method == Method::Lora { "lora" } else { "head_only" };
             println!(
                 "{:<16} {:<12} {:<14} {:<9} {:>4} {:>10.3e} {:>7}  {stage}",
                 t.id(),
                 t.model.name,
                 t.task.name,
-                method,
+                t.method.as_str(),
                 t.seed,
                 t.eta_a,
                 t.ratio
@@ -391,4 +343,41 @@ fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An adaptive sweep's bounds and its stages so far.
+fn print_stages(config: &SweepConfig, stages: &[Stage], out: Option<&Path>) {
+    let Some(adaptive) = config.adaptive.as_ref().filter(|a| a.enabled) else {
+        return;
+    };
+    println!(
+        "  adaptive: pairs whose best cell is on the grid's edge get the next grid line, up to {} rounds \
+         (eta_A {:e} to {:e}, ratio {} to {}, at most {} added trials per pair){}",
+        adaptive.max_rounds,
+        adaptive.eta_a_min,
+        adaptive.eta_a_max,
+        adaptive.ratio_min,
+        adaptive.ratio_max,
+        adaptive.max_trials,
+        if adaptive.refine {
+            ", then a refinement at half the log step"
+        } else {
+            ""
+        }
+    );
+    let stages: Vec<String> = stages
+        .iter()
+        .map(|s| format!("{} {}", s.kind, s.trials.len()))
+        .collect();
+    match out {
+        Some(out) => println!(
+            "  stages planned from the results in {}: {}",
+            out.display(),
+            stages.join(", ")
+        ),
+        None => println!(
+            "  stages: {} (further stages are planned from results: --out DIR)",
+            stages.join(", ")
+        ),
+    }
 }

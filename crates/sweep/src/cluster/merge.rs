@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::adaptive;
-use crate::config::SweepConfig;
-use crate::grid;
-use crate::report::{self, ReportSettings};
-use crate::runner::{Manifest, read_manifest};
-use crate::store::{Store, TrialRecord, with_lock, write_atomic};
-use crate::train::Status;
+use crate::config::ConfigFile;
+use crate::plan;
+use crate::report;
+use crate::store::{Manifest, Status, Store, TrialRecord, write_atomic};
 
 /// What a merge did.
 #[derive(Debug)]
@@ -35,9 +33,8 @@ pub struct MergeSummary {
 
 /// A source directory, read and checked.
 struct Source {
-    dir: PathBuf,
-    config_text: String,
-    config: SweepConfig,
+    store: Store,
+    config: ConfigFile,
     trial_ids: BTreeSet<String>,
     records: Vec<TrialRecord>,
 }
@@ -45,16 +42,18 @@ struct Source {
 impl Source {
     fn read(dir: &Path) -> Result<Self> {
         let store = Store::existing(dir)?;
-        let config_path = dir.join("config.toml");
-        let (config, config_text) = SweepConfig::load(&config_path)
+        let config = ConfigFile::load(&store.config_path())
             .with_context(|| format!("{} is not a sweep directory with a valid config", dir.display()))?;
         Ok(Self {
-            dir: dir.to_path_buf(),
-            config_text,
-            trial_ids: grid::expand(&config).iter().map(|t| t.id()).collect(),
-            config,
+            trial_ids: plan::expand(&config.config).iter().map(|t| t.id()).collect(),
             records: store.records()?,
+            config,
+            store,
         })
+    }
+
+    fn dir(&self) -> &Path {
+        self.store.dir()
     }
 }
 
@@ -72,20 +71,65 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
         dirs.push(out.to_path_buf());
     }
     for dir in sources {
-        if dirs.iter().any(|d| same_dir(d, dir)) {
-            continue;
+        if !dirs.iter().any(|d| same_dir(d, dir)) {
+            dirs.push(dir.clone());
         }
-        dirs.push(dir.clone());
     }
     let read: Vec<Source> = dirs.iter().map(|d| Source::read(d)).collect::<Result<_>>()?;
+    check_one_sweep(&read)?;
+    let first = &read[0];
+    let (mut kept, duplicates, conflicts) = keep_each_trial_once(&read);
+    // The sweep's trials: its grid and, if it is adaptive, the stages the merged records plan.
+    let stages = adaptive::stages(&first.config.config, |t| kept.get(&t.id()).cloned());
+    let trial_ids: BTreeSet<String> = stages.iter().flat_map(|s| s.trials.iter().map(|t| t.id())).collect();
+    let before = kept.len();
+    kept.retain(|id, _| trial_ids.contains(id));
+    let foreign = before - kept.len();
+
+    let store = Store::open(out)?;
+    store.save_config(&first.config.text)?;
+    let settings = first.store.report_settings()?;
+    store.save_report_settings(&settings)?;
+    for record in kept.values() {
+        if store.finished(&record.trial_id).as_ref() != Some(record) {
+            store.save(record)?;
+        }
+    }
+    let others: Vec<&Source> = read.iter().filter(|s| !same_dir(s.dir(), out)).collect();
+    for source in &others {
+        copy_bases(source.dir(), out)?;
+    }
+    store.update_manifest(
+        || Manifest::new(settings.name.clone(), first.config.config.seeds.clone()),
+        |manifest| {
+            for source in &others {
+                if let Some(theirs) = source.store.manifest() {
+                    manifest.runs.extend(theirs.runs);
+                }
+                manifest.merged_from.push(source.dir().display().to_string());
+            }
+        },
+    )?;
+    Ok(MergeSummary {
+        records: kept.len(),
+        missing: trial_ids.len() - kept.len(),
+        duplicates,
+        conflicts,
+        foreign,
+        report: report::write_reports(&store, &settings)?,
+    })
+}
+
+/// Refuses sources whose configs plan different trials or extend their grids differently.
+fn check_one_sweep(read: &[Source]) -> Result<()> {
     let first = &read[0];
     for other in &read[1..] {
-        if other.config.adaptive != first.config.adaptive {
+        if other.config.config.adaptive != first.config.config.adaptive {
             bail!(
                 "{} and {} extend their grids differently (their [adaptive] sections differ); merge only \
                  directories of one config",
-                first.dir.display(),
-                other.dir.display()
+                first.dir().display(),
+                other.dir().display()
             );
         }
         if other.trial_ids != first.trial_ids {
@@ -95,18 +139,23 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
                 "{} and {} hold different sweeps: their configs ({}, {}) differ in {} trial(s) \
                  ({only_first} only in the first, {only_other} only in the second); merge only \
                  directories of one config",
-                first.dir.display(),
-                other.dir.display(),
-                first.dir.join("config.toml").display(),
-                other.dir.join("config.toml").display(),
+                first.dir().display(),
+                other.dir().display(),
+                first.config.path.display(),
+                other.config.path.display(),
                 only_first + only_other
             );
         }
     }
+    Ok(())
+}
 
+/// One record per trial over all sources, how many were found more than once, and the
+/// duplicates whose copies disagree.
+fn keep_each_trial_once(read: &[Source]) -> (BTreeMap<String, TrialRecord>, usize, Vec<String>) {
     let mut kept: BTreeMap<String, TrialRecord> = BTreeMap::new();
     let (mut duplicates, mut conflicts) = (0, Vec::new());
-    for source in &read {
+    for source in read {
         for record in &source.records {
             let Some(existing) = kept.get(&record.trial_id) else {
                 kept.insert(record.trial_id.clone(), record.clone());
@@ -119,7 +168,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
                     record.trial_id,
                     describe(existing),
                     describe(record),
-                    source.dir.display()
+                    source.dir().display()
                 ));
             }
             if existing.status == Status::Failed && record.status != Status::Failed {
@@ -127,53 +176,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
             }
         }
     }
-    // The sweep's trials: its grid and, if it is adaptive, the stages the merged records plan.
-    let stages = adaptive::stages(&first.config, |t| kept.get(&t.id()).cloned());
-    let trial_ids: BTreeSet<String> = stages.iter().flat_map(|s| s.trials.iter().map(|t| t.id())).collect();
-    let before = kept.len();
-    kept.retain(|id, _| trial_ids.contains(id));
-    let foreign = before - kept.len();
-
-    let store = Store::open(out)?;
-    write_atomic(&out.join("config.toml"), first.config_text.as_bytes())?;
-    let settings_path = first.dir.join("sweep.json");
-    let settings: ReportSettings = serde_json::from_slice(
-        &fs::read(&settings_path).with_context(|| format!("cannot read {}", settings_path.display()))?,
-    )
-    .with_context(|| format!("{} is corrupt", settings_path.display()))?;
-    write_atomic(&out.join("sweep.json"), &serde_json::to_vec_pretty(&settings)?)?;
-    for record in kept.values() {
-        if store.finished(&record.trial_id).as_ref() != Some(record) {
-            store.save(record)?;
-        }
-    }
-    for source in read.iter().filter(|s| !same_dir(&s.dir, out)) {
-        copy_bases(&source.dir, out)?;
-    }
-    with_lock(&out.join("manifest.lock"), || {
-        let mut manifest = read_manifest(out).unwrap_or_else(|| Manifest {
-            name: settings.name.clone(),
-            config: "config.toml".into(),
-            seeds: first.config.seeds.clone(),
-            runs: Vec::new(),
-            merged_from: Vec::new(),
-        });
-        for source in read.iter().filter(|s| !same_dir(&s.dir, out)) {
-            if let Some(theirs) = read_manifest(&source.dir) {
-                manifest.runs.extend(theirs.runs);
-            }
-            manifest.merged_from.push(source.dir.display().to_string());
-        }
-        write_atomic(&out.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)
-    })?;
-    Ok(MergeSummary {
-        records: kept.len(),
-        missing: trial_ids.len() - kept.len(),
-        duplicates,
-        conflicts,
-        foreign,
-        report: report::write_reports(&store, &settings)?,
-    })
+    (kept, duplicates, conflicts)
 }
 
 /// Whether two records carry the same result (provenance and timing aside).
@@ -182,12 +185,9 @@ fn same_result(a: &TrialRecord, b: &TrialRecord) -> bool {
 }
 
 fn describe(record: &TrialRecord) -> String {
-    let status = serde_json::to_value(record.status)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from));
     match record.final_test_accuracy() {
-        Some(acc) => format!("{} test {acc:.4}", status.unwrap_or_default()),
-        None => status.unwrap_or_default(),
+        Some(acc) => format!("{} test {acc:.4}", record.status.as_str()),
+        None => record.status.as_str().to_string(),
     }
 }
 

@@ -11,17 +11,14 @@
 //! logs/           each task's output
 //! ```
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
 
 use crate::config::{DeviceChoice, SweepConfig};
-use crate::grid::{self, TrialSpec};
-use crate::stacking;
+use crate::plan::{self, TrialSpec};
+use crate::run::trial::CODE_VERSION;
 use crate::store::write_atomic;
-use crate::trial::CODE_VERSION;
 
 /// What the array asks of the cluster (`loraplus slurm`'s options). Unset: the cluster's
 /// defaults.
@@ -71,7 +68,7 @@ pub struct SlurmScripts {
 /// sweep can use without splitting a stacked group.
 pub fn default_shards(trials: &[TrialSpec]) -> usize {
     let refs: Vec<&TrialSpec> = trials.iter().collect();
-    stacking::groups(&refs, |_| usize::MAX).len().max(1)
+    plan::groups(&refs, |_| usize::MAX).len().max(1)
 }
 
 /// Writes the scripts that sweep `config` (read from `config_path`) into `out` with `binary`.
@@ -84,7 +81,7 @@ pub fn write_scripts(
     binary: &Path,
     options: &SlurmOptions,
 ) -> Result<SlurmScripts> {
-    let trials = grid::expand(config);
+    let trials = plan::expand(config);
     let shards = options.shards.unwrap_or_else(|| default_shards(&trials));
     anyhow::ensure!(
         (1..=trials.len()).contains(&shards),
@@ -94,11 +91,72 @@ pub fn write_scripts(
     anyhow::ensure!(options.max_running != Some(0), "--max-running must be at least 1");
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
-    let (config_path, out, binary) = (absolute(config_path), absolute(out), absolute(binary));
-    let dir = out.join("slurm");
-    let logs = dir.join("logs");
+    let paths = Paths {
+        config: absolute(config_path),
+        out: absolute(out),
+        binary: absolute(binary),
+        dir: absolute(out).join("slurm"),
+    };
+    let logs = paths.dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let header = |what: &str| {
+        format!(
+            "#!/bin/bash\n# {what} of sweep `{}` ({} trials in {shards} shards), written by loraplus {CODE_VERSION}\n\
+             # from {}. Submit both steps with: bash {}\n",
+            config.name,
+            trials.len(),
+            paths.config.display(),
+            paths.dir.join("submit.sh").display()
+        )
+    };
+    let (common, sweep_only) = sbatch_options(options, &cwd);
+    let sweep = format!(
+        "{}{}{}{}{}",
+        header("The job array"),
+        sbatch_lines(&[
+            format!("--job-name=loraplus-{}", config.name),
+            format!("--array={}", array_range(shards, options.max_running)),
+            format!("--output={}", logs.join("sweep-%A_%a.out").display()),
+        ]),
+        sbatch_lines(&common),
+        sbatch_lines(&sweep_only),
+        sweep_body(&paths, shards, options.device)
+    );
+    let report = format!(
+        "{}{}{}\
+         set -euo pipefail\n\
+         {bin} status {out} --shards {shards}\n\
+         exec {bin} report {out}\n",
+        header("The report step"),
+        sbatch_lines(&[
+            format!("--job-name=loraplus-{}-report", config.name),
+            format!("--output={}", logs.join("report-%j.out").display()),
+        ]),
+        sbatch_lines(&common),
+        bin = quote(&paths.binary),
+        out = quote(&paths.out),
+    );
+    write_atomic(&paths.dir.join("sweep.sbatch"), sweep.as_bytes())?;
+    write_atomic(&paths.dir.join("report.sbatch"), report.as_bytes())?;
+    write_atomic(&paths.dir.join("submit.sh"), submit_script(&paths, shards).as_bytes())?;
+    Ok(SlurmScripts {
+        dir: paths.dir,
+        shards,
+        trials: trials.len(),
+    })
+}
 
+/// The absolute paths the scripts name.
+struct Paths {
+    config: PathBuf,
+    out: PathBuf,
+    binary: PathBuf,
+    /// `OUT/slurm`, where the scripts go.
+    dir: PathBuf,
+}
+
+/// The `#SBATCH` options of both scripts, and those of the array alone.
+fn sbatch_options(options: &SlurmOptions, cwd: &Path) -> (Vec<String>, Vec<String>) {
     let mut common = vec![format!("--chdir={}", cwd.display())];
     let mut sweep_only = Vec::new();
     if let Some(partition) = &options.partition {
@@ -117,73 +175,48 @@ pub fn write_scripts(
         sweep_only.push(format!("--mem={mem}"));
     }
     common.extend(options.extra.iter().cloned());
+    (common, sweep_only)
+}
 
-    let header = |what: &str| {
-        format!(
-            "#!/bin/bash\n# {what} of sweep `{}` ({} trials in {shards} shards), written by loraplus {CODE_VERSION}\n\
-             # from {}. Submit both steps with: bash {}\n",
-            config.name,
-            trials.len(),
-            config_path.display(),
-            dir.join("submit.sh").display()
-        )
-    };
-    let sbatch_lines = |lines: &[String]| {
-        lines.iter().fold(String::new(), |mut s, l| {
-            let _ = writeln!(s, "#SBATCH {l}");
-            s
-        })
-    };
+fn sbatch_lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("#SBATCH {l}\n")).collect()
+}
 
-    let array = match options.max_running {
+/// `--array`'s range: every shard, at most `max_running` at once.
+fn array_range(shards: usize, max_running: Option<usize>) -> String {
+    match max_running {
         Some(m) => format!("0-{}%{m}", shards - 1),
         None => format!("0-{}", shards - 1),
-    };
+    }
+}
+
+/// What each array task runs: its shard of the sweep.
+fn sweep_body(paths: &Paths, shards: usize, device: Option<DeviceChoice>) -> String {
     let mut sweep_args = vec![
-        quote(&binary),
+        quote(&paths.binary),
         "sweep".into(),
-        quote(&config_path),
+        quote(&paths.config),
         "--out".into(),
-        quote(&out),
+        quote(&paths.out),
         "--shards".into(),
         shards.to_string(),
     ];
-    if let Some(device) = options.device {
-        let name = device.to_possible_value().expect("every device has a name");
-        sweep_args.extend(["--device".into(), name.get_name().to_string()]);
+    if let Some(device) = device {
+        sweep_args.extend(["--device".into(), device.as_str().to_string()]);
     }
-    let sweep = format!(
-        "{}{}{}{}\
-         set -euo pipefail\n\
+    format!(
+        "set -euo pipefail\n\
          # The array task id is the shard index (so `sbatch --array=3,5 {}` reruns shards 3 and 5).\n\
          # Finished trials are skipped, so a requeued or resubmitted task resumes.\n\
          exec {}\n",
-        header("The job array"),
-        sbatch_lines(&[
-            format!("--job-name=loraplus-{}", config.name),
-            format!("--array={array}"),
-            format!("--output={}", logs.join("sweep-%A_%a.out").display()),
-        ]),
-        sbatch_lines(&common),
-        sbatch_lines(&sweep_only),
-        dir.join("sweep.sbatch").display(),
+        paths.dir.join("sweep.sbatch").display(),
         sweep_args.join(" ")
-    );
-    let report = format!(
-        "{}{}{}\
-         set -euo pipefail\n\
-         {bin} status {out} --shards {shards}\n\
-         exec {bin} report {out}\n",
-        header("The report step"),
-        sbatch_lines(&[
-            format!("--job-name=loraplus-{}-report", config.name),
-            format!("--output={}", logs.join("report-%j.out").display()),
-        ]),
-        sbatch_lines(&common),
-        bin = quote(&binary),
-        out = quote(&out),
-    );
-    let submit = format!(
+    )
+}
+
+/// Submits the array, then the report step once every task has ended.
+fn submit_script(paths: &Paths, shards: usize) -> String {
+    format!(
         "#!/bin/bash\n# Submits the sweep's job array, then its report step, which runs once every array task\n\
          # has ended (afterany: also when some failed; `loraplus status` then says which to resubmit).\n\
          # Extra arguments go to both sbatch calls, e.g. --account=abc.\n\
@@ -192,17 +225,9 @@ pub fn write_scripts(
          array=${{array%%;*}}\n\
          report=$(sbatch --parsable \"$@\" --dependency=afterany:\"$array\" {report})\n\
          echo \"submitted job array $array ({shards} tasks) and report job ${{report%%;*}}\"\n",
-        sweep = quote(&dir.join("sweep.sbatch")),
-        report = quote(&dir.join("report.sbatch")),
-    );
-    write_atomic(&dir.join("sweep.sbatch"), sweep.as_bytes())?;
-    write_atomic(&dir.join("report.sbatch"), report.as_bytes())?;
-    write_atomic(&dir.join("submit.sh"), submit.as_bytes())?;
-    Ok(SlurmScripts {
-        dir,
-        shards,
-        trials: trials.len(),
-    })
+        sweep = quote(&paths.dir.join("sweep.sbatch")),
+        report = quote(&paths.dir.join("report.sbatch")),
+    )
 }
 
 /// `path` as one shell word.

@@ -7,15 +7,10 @@
 //! within each, seeds (the best cell is chosen again in every resample).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::{Context, Result};
-
-use crate::config::Protocol;
-use crate::report::{Pair, ReportSettings};
-use crate::stats::{self, Bootstrap, Estimate, Table};
-use crate::store::write_atomic;
-use crate::zoo::ModelKind;
+use crate::analysis::pairs::Pair;
+use crate::analysis::stats::{self, Bootstrap, Estimate, Table};
+use crate::config::{ModelKind, Protocol, ReportSettings};
 
 /// One width's best cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,9 +53,9 @@ fn best_log2_ratio(table: &Table, seeds: &[usize]) -> Option<f64> {
 /// Width scaling for every task on which the toy network ran at two or more widths.
 pub fn width_scaling(pairs: &[Pair], settings: &ReportSettings) -> Vec<WidthScaling> {
     let mut by_task: BTreeMap<&str, Vec<(usize, &Pair)>> = BTreeMap::new();
-    for pair in pairs.iter().filter(|p| p.label.is_empty()) {
+    for pair in pairs.iter().filter(|p| p.label().is_empty()) {
         if let Some(width) = width(pair) {
-            by_task.entry(&pair.task).or_default().push((width, pair));
+            by_task.entry(pair.task()).or_default().push((width, pair));
         }
     }
     let bootstrap = Bootstrap::default();
@@ -114,39 +109,6 @@ pub fn width_scaling(pairs: &[Pair], settings: &ReportSettings) -> Vec<WidthScal
             })
         })
         .collect()
-}
-
-/// `width_scaling.csv`: one row per (task, width), the task's slope and interval on each.
-pub fn write_csv(scalings: &[WidthScaling], path: &Path) -> Result<()> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        "task",
-        "width",
-        "best_eta_a",
-        "best_ratio",
-        "log2_best_ratio",
-        "metric_mean",
-        "slope",
-        "slope_ci_low",
-        "slope_ci_high",
-    ])?;
-    for scaling in scalings {
-        let slope = |f: fn(&Estimate) -> f64| scaling.slope.as_ref().map(f).map(|v| v.to_string()).unwrap_or_default();
-        for point in &scaling.points {
-            out.write_record([
-                scaling.task.clone(),
-                point.width.to_string(),
-                point.eta_a.to_string(),
-                point.ratio.to_string(),
-                point.ratio.log2().to_string(),
-                point.mean.to_string(),
-                slope(|e| e.value),
-                slope(|e| e.low),
-                slope(|e| e.high),
-            ])?;
-        }
-    }
-    write_atomic(path, &out.into_inner()?).context("width_scaling.csv")
 }
 
 #[cfg(test)]

@@ -308,8 +308,19 @@ mod tests {
         );
         assert_eq!(a.value, 4.0);
         assert!(a.low <= 4.0 && 4.0 <= a.high, "{a:?}");
-        let other = Bootstrap { seed: 1, ..bootstrap }.estimate(&refs, median).unwrap();
-        assert_eq!(other.value, a.value);
+        // The resamples follow the seed: the mean over pairs of their first cell's seed mean
+        // varies with every draw, so another seed gives another interval around the same value.
+        let first_cell = |t: &[&Table], s: &[Vec<usize>]| {
+            let means: Option<Vec<f64>> = t.iter().zip(s).map(|(t, s)| t.mean(0, s)).collect();
+            means.map(|m| m.iter().sum::<f64>() / m.len() as f64)
+        };
+        let (zero, one) = (
+            bootstrap.estimate(&refs, first_cell).unwrap(),
+            Bootstrap { seed: 1, ..bootstrap }.estimate(&refs, first_cell).unwrap(),
+        );
+        assert_eq!(zero.value, one.value, "the estimate itself is not resampled");
+        assert_ne!((zero.low, zero.high), (one.low, one.high));
+        assert!(zero.low < zero.value && zero.value < zero.high, "{zero:?}");
 
         // Pairs with widely spread optima give a wide interval.
         let spread: Vec<Table> = [0.0, 2.0, 4.0, 6.0, 8.0]

@@ -1,16 +1,25 @@
-//! The tasks a sweep can name: each kind of task, how its data is made, and the shape of
-//! inputs a model must be built for.
+//! `[[task]]`: the tasks a sweep can name, what each holds, and the shape of inputs a model must
+//! be built for, as far as the config tells it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use anyhow::{Context, Result};
-use loraplus_data::{BagOfTokensTask, ImageTask, Inputs, TaskData, TeacherTask, TextEncoder, TextTask};
+use loraplus_data::{BagOfTokensTask, ImageTask, TeacherTask, TextTask};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelConfig, TaskConfig};
-use crate::grid::TrialSpec;
+use super::Invalid;
+
+/// A task: a name and how its data is made.
+///
+/// (Unknown keys are rejected by the `kind`'s own struct: serde cannot combine
+/// `deny_unknown_fields` with `flatten` on this one.)
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskConfig {
+    /// Name used in reports and `pairs`.
+    pub name: String,
+    /// The data.
+    #[serde(flatten)]
+    pub kind: TaskKind,
+}
 
 /// How a task's data is made.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -24,53 +33,6 @@ pub enum TaskKind {
     Text(TextTask),
     /// Labelled images from IDX files or a CSV of pixels.
     Images(ImageTask),
-}
-
-/// The data of every task a set of trials reads, made once. A text task is tokenized once per
-/// tokenizer, so the key is the task's name and the model's tokenizer.
-pub struct DataCache(BTreeMap<(String, Option<PathBuf>), TaskData>);
-
-impl DataCache {
-    /// Reads or generates the downstream and pretraining tasks of `trials`.
-    pub fn load(trials: &[TrialSpec], log: &dyn Fn(String)) -> Result<Self> {
-        let mut cache = Self(BTreeMap::new());
-        cache.add(trials, log)?;
-        Ok(cache)
-    }
-
-    /// Adds the tasks of `trials` not read yet.
-    pub fn add(&mut self, trials: &[TrialSpec], log: &dyn Fn(String)) -> Result<()> {
-        let cache = &mut self.0;
-        for spec in trials {
-            for task in std::iter::once(&spec.task).chain(&spec.pretrain_task) {
-                let key = (task.name.clone(), spec.model.kind.tokenizer());
-                if cache.contains_key(&key) {
-                    continue;
-                }
-                let started = Instant::now();
-                let data = task
-                    .kind
-                    .load(key.1.as_deref())
-                    .with_context(|| format!("task `{}`", task.name))?;
-                log(format!(
-                    "task `{}`: {} train / {} val / {} test examples, {} classes ({:.1}s)",
-                    task.name,
-                    data.train.len(),
-                    data.val.len(),
-                    data.test.len(),
-                    data.n_classes,
-                    started.elapsed().as_secs_f64()
-                ));
-                cache.insert(key, data);
-            }
-        }
-        Ok(())
-    }
-
-    /// The data of `task` as `model` reads it.
-    pub fn get(&self, task: &TaskConfig, model: &ModelConfig) -> &TaskData {
-        &self.0[&(task.name.clone(), model.kind.tokenizer())]
-    }
 }
 
 /// What a model must know of a task's inputs to be built.
@@ -94,8 +56,8 @@ pub enum Features {
 }
 
 impl TaskKind {
-    /// Checks sizes and scales; on failure returns the key and what is allowed.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks sizes and scales; keys are the task's own (`n_val`).
+    pub fn validate(&self) -> Result<(), Invalid> {
         match self {
             TaskKind::Teacher(t) => {
                 let sizes = [("d_input", t.d_input), ("teacher_width", t.teacher_width)];
@@ -103,8 +65,8 @@ impl TaskKind {
             }
             TaskKind::BagOfTokens(t) => {
                 if t.vocab < 2 {
-                    return Err((
-                        "vocab".into(),
+                    return Err(Invalid::new(
+                        "vocab",
                         format!("{} is too small; need at least 2 (id 0 is padding)", t.vocab),
                     ));
                 }
@@ -117,8 +79,8 @@ impl TaskKind {
             }
             TaskKind::Text(t) => {
                 if t.max_seq_len < 3 {
-                    return Err((
-                        "max_seq_len".into(),
+                    return Err(Invalid::new(
+                        "max_seq_len",
                         format!("{} is too short; need at least 3 ([CLS] text [SEP])", t.max_seq_len),
                     ));
                 }
@@ -166,32 +128,12 @@ impl TaskKind {
         }
     }
 
-    /// The task's splits: generated, or read from its files (text tokenized by `tokenizer`,
-    /// the model's `tokenizer.json`). The same config always gives the same data.
-    pub fn load(&self, tokenizer: Option<&Path>) -> Result<TaskData> {
-        Ok(match self {
-            TaskKind::Teacher(t) => t.generate(),
-            TaskKind::BagOfTokens(t) => t.generate(),
-            TaskKind::Text(t) => {
-                let tokenizer = tokenizer.context("a text task needs a model with a tokenizer")?;
-                t.load(&TextEncoder::from_file(tokenizer, t.max_seq_len)?)?
-            }
-            TaskKind::Images(t) => t.load()?,
-        })
-    }
-}
-
-impl InputShape {
-    /// The shape of `data`'s inputs, as `task` describes them.
-    pub fn of(task: &TaskKind, data: &TaskData) -> Self {
-        let features = match (task.shape(), &data.train.inputs) {
-            (Some(shape), _) => shape.features,
-            (None, Inputs::Vectors { dim, .. }) => Features::Vectors(*dim),
-            (None, Inputs::Tokens { .. }) => Features::Text,
-        };
-        Self {
-            features,
-            n_classes: data.n_classes,
+    /// Tokens per sequence at most (1 for vector inputs).
+    pub fn sequence_length(&self) -> usize {
+        match self {
+            TaskKind::BagOfTokens(t) => t.seq_len,
+            TaskKind::Text(t) => t.max_seq_len,
+            TaskKind::Teacher(_) | TaskKind::Images(_) => 1,
         }
     }
 }
@@ -202,24 +144,27 @@ fn synthetic_sizes(
     n_classes: usize,
     (n_train, n_val, n_test): (usize, usize, usize),
     shift_scale: f64,
-) -> Result<(), (String, String)> {
+) -> Result<(), Invalid> {
     for (key, value) in sizes.iter().chain(&[("n_train", n_train)]) {
         if *value == 0 {
-            return Err((key.to_string(), "must be at least 1".into()));
+            return Err(Invalid::new(key, "must be at least 1"));
         }
     }
     if n_classes < 2 {
-        return Err(("n_classes".into(), format!("{n_classes} is too few; need at least 2")));
+        return Err(Invalid::new(
+            "n_classes",
+            format!("{n_classes} is too few; need at least 2"),
+        ));
     }
     if n_val == 0 || n_test == 0 {
-        return Err((
-            "n_val".into(),
-            "validation and test splits need at least 1 example each".into(),
+        return Err(Invalid::new(
+            "n_val",
+            "validation and test splits need at least 1 example each",
         ));
     }
     if !(shift_scale.is_finite() && shift_scale >= 0.0) {
-        return Err((
-            "shift_scale".into(),
+        return Err(Invalid::new(
+            "shift_scale",
             format!("{shift_scale} is not allowed; must be >= 0"),
         ));
     }
@@ -227,18 +172,18 @@ fn synthetic_sizes(
 }
 
 /// An IDX image file needs its label file; a CSV holds its labels itself.
-fn label_file_given(images: &Path, labels: &Option<PathBuf>, key: &str) -> Result<(), (String, String)> {
+fn label_file_given(images: &Path, labels: &Option<PathBuf>, key: &str) -> Result<(), Invalid> {
     let csv = images.extension().is_some_and(|e| e == "csv");
     match (csv, labels) {
-        (true, Some(_)) => Err((
-            key.into(),
+        (true, Some(_)) => Err(Invalid::new(
+            key,
             format!(
                 "{} is a CSV, which holds its own labels; remove {key}",
                 images.display()
             ),
         )),
-        (false, None) => Err((
-            key.into(),
+        (false, None) => Err(Invalid::new(
+            key,
             format!("{} is an IDX file; give its label file as {key}", images.display()),
         )),
         _ => Ok(()),
@@ -246,10 +191,10 @@ fn label_file_given(images: &Path, labels: &Option<PathBuf>, key: &str) -> Resul
 }
 
 /// Checks the split sizes of a task read from files.
-fn file_split_sizes(n_train: Option<usize>, n_val: usize, n_test: Option<usize>) -> Result<(), (String, String)> {
+fn file_split_sizes(n_train: Option<usize>, n_val: usize, n_test: Option<usize>) -> Result<(), Invalid> {
     for (key, value) in [("n_train", n_train), ("n_val", Some(n_val)), ("n_test", n_test)] {
         if value == Some(0) {
-            return Err((key.into(), "must be at least 1".into()));
+            return Err(Invalid::new(key, "must be at least 1"));
         }
     }
     Ok(())

@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::adaptive;
-use crate::config::SweepConfig;
-use crate::grid::TrialSpec;
-use crate::runner::read_manifest;
-use crate::shard::{self, range_list};
-use crate::store::{RecordState, Store};
-use crate::train::Status;
+use crate::config::ConfigFile;
+use crate::plan::TrialSpec;
+use crate::plan::shard::{self, range_list};
+use crate::store::{RecordState, Status, Store};
 
 /// The state of every trial of a sweep directory's config.
 #[derive(Debug, Default, PartialEq)]
@@ -44,14 +42,15 @@ pub struct SweepStatus {
 /// `shards`, or the one its sharded runs used, as `manifest.json` lists them.
 pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
     let store = Store::existing(dir)?;
-    let (config, _) = SweepConfig::load(&dir.join("config.toml"))?;
+    let config = ConfigFile::load(&store.config_path())?.config;
     let stages = adaptive::stages(&config, |t| match store.state(&t.id()) {
         RecordState::Finished(record) => Some(*record),
         _ => None,
     });
     let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     let count = shards.or_else(|| {
-        read_manifest(dir)?
+        store
+            .manifest()?
             .runs
             .iter()
             .rev()

@@ -10,9 +10,9 @@ use loraplus_data::{Split, TaskData};
 use loraplus_model::init;
 use loraplus_optim::LoraPlus;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
-use crate::zoo::Classifier;
+use super::zoo::Classifier;
+use crate::store::{CurvePoint, Status};
 
 /// How long and how a model trains.
 #[derive(Debug, Clone)]
@@ -30,31 +30,6 @@ pub struct FitPlan {
     /// Val and test accuracy of the model before training, when already known: every member
     /// starts from it, so step 0 is recorded without evaluating again.
     pub start: Option<(f64, f64)>,
-}
-
-/// One evaluation point of a training curve.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct CurvePoint {
-    /// Updates taken before this evaluation.
-    pub step: usize,
-    /// Mean training loss over the updates since the previous point (none at step 0).
-    pub train_loss: Option<f64>,
-    /// Validation accuracy.
-    pub val_accuracy: f64,
-    /// Test accuracy.
-    pub test_accuracy: f64,
-}
-
-/// How a run ended.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Trained for every step.
-    Ok,
-    /// Stopped early: the loss became NaN/inf or exploded.
-    Diverged,
-    /// Stopped by an error or a panic; the record's message says which.
-    Failed,
 }
 
 /// How one member of a [`fit`] ran.

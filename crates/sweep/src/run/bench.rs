@@ -12,12 +12,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 
-use crate::config::{SweepConfig, Values};
-use crate::data::DataCache;
-use crate::grid::{self, Method, TrialSpec};
-use crate::stacking;
+use super::device::backend_name;
+use super::setup::Setup;
+use super::trial::StartPoints;
+use crate::config::{ConfigFile, Values};
+use crate::plan::{self, Method, TrialSpec};
 use crate::store::Store;
-use crate::trial::{BaseInfo, StartPoints, backend_name, load_checkpoints, pretrain_bases, run_group};
 
 /// What to measure.
 pub struct BenchOptions {
@@ -32,8 +32,9 @@ pub struct BenchOptions {
 }
 
 /// Runs the bench and returns its printed report. Pretrained bases are cached in `work_dir`.
-pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work_dir: &Path) -> Result<String> {
-    let trials: Vec<TrialSpec> = grid::expand(config)
+pub fn bench(file: &ConfigFile, options: &BenchOptions, device: Device, work_dir: &Path) -> Result<String> {
+    let config = &file.config;
+    let trials: Vec<TrialSpec> = plan::expand(config)
         .into_iter()
         .filter(|t| t.method == Method::Lora)
         .filter(|t| options.model.as_ref().is_none_or(|name| *name == t.model.name))
@@ -45,19 +46,16 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
         })
         .collect();
     let refs: Vec<&TrialSpec> = trials.iter().collect();
-    let group = stacking::groups(&refs, |_| options.members)
+    let group = plan::groups(&refs, |_| options.members)
         .into_iter()
         .next()
         .context("the config has no adapter trials (of that model)")?;
     let owned: Vec<TrialSpec> = group.iter().map(|t| (*t).clone()).collect();
     let log = |line: String| eprintln!("{line}");
-    let data = DataCache::load(&owned, &log)?;
-    let mut bases = load_checkpoints(&owned, &data, device, &log)?;
-    let store = Store::open(work_dir)?;
-    pretrain_bases(&owned, &store, &data, device, &log, &mut bases)?;
+    let mut setup = Setup::new(file, device);
+    setup.add(&owned, &log)?;
+    setup.pretrain(&owned, &Store::open(work_dir)?, &log)?;
     let spec = group[0];
-    let base = &bases[&BaseInfo::of(spec).key()];
-    let task_data = data.get(&spec.task, &spec.model);
 
     let k = group.len();
     let mut one_by_one = Vec::new();
@@ -67,11 +65,11 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
         // As in a sweep: the trials one by one share their family's step-0 evaluation.
         let start_points = StartPoints::default();
         for trial in &group {
-            run_group(std::slice::from_ref(trial), base, task_data, device, &start_points)?;
+            setup.run(std::slice::from_ref(trial), &start_points)?;
         }
         one_by_one.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
-        run_group(&group, base, task_data, device, &StartPoints::default())?;
+        setup.run(&group, &StartPoints::default())?;
         stacked.push(started.elapsed().as_secs_f64());
         eprintln!(
             "round {}/{}: one by one {:.2}s, stacked {:.2}s",
@@ -92,7 +90,7 @@ pub fn bench(config: &SweepConfig, options: &BenchOptions, device: &Device, work
         spec.task.name,
         options.steps,
         spec.train.batch_size.get(),
-        backend_name(device)
+        backend_name(setup.device())
     )?;
     writeln!(
         out,

@@ -1,4 +1,4 @@
-//! PNG figures. Text is drawn with an embedded DejaVu Sans, so plots need no system fonts.
+//! The PNG figures of a report. Text is drawn with an embedded DejaVu Sans, so plots need no system fonts.
 
 use std::path::Path;
 use std::sync::Once;
@@ -8,10 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::adaptive::Edge;
-use crate::config::Metric;
-use crate::report::{Cell, DEFAULT_RATIO, Findings, Pair, ReportSettings, speedup};
-use crate::scaling::WidthScaling;
+use crate::analysis::scaling::WidthScaling;
+use crate::analysis::{Cell, DEFAULT_RATIO, Edge, Findings, Pair, speedup};
+use crate::config::{Metric, ReportSettings};
 use crate::store::Outcome;
 
 const FONT: &str = "sans-serif";
@@ -22,18 +21,11 @@ type Curve = Vec<(usize, f64)>;
 fn register_embedded_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
         if register_font(FONT, FontStyle::Normal, bytes).is_err() {
             panic!("the embedded DejaVu Sans font is not a valid font");
         }
     });
-}
-
-fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::TestAccuracy => "test accuracy",
-        Metric::ValAccuracy => "val accuracy",
-    }
 }
 
 fn plot_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
@@ -113,11 +105,7 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path:
     let err = plot_error(path);
     root.fill(&WHITE).map_err(&err)?;
     let (plot_area, legend_area) = root.split_horizontally(880);
-    let title = format!(
-        "{}: {} over (eta_A, eta_B)",
-        pair_title(pair, progress),
-        metric_name(metric)
-    );
+    let title = format!("{}: {metric} over (eta_A, eta_B)", pair_title(pair, progress));
     let best_color = if edges.is_empty() { RED } else { RGBColor(255, 140, 0) };
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, (FONT, 22))
@@ -210,7 +198,7 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path:
                     format!("{:.3}", spread.mean),
                     if scale(spread.mean) > 0.6 { BLACK } else { WHITE },
                 ),
-                None => (cell.outcome().word().replace('_', " "), BLACK),
+                None => (cell.outcome().as_str().replace('_', " "), BLACK),
             };
             let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
             Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
@@ -235,7 +223,7 @@ fn colorbar<'a>(area: &DrawingArea<BitMapBackend<'a>, Shift>, lo: f64, hi: f64, 
         area.draw(&Text::new(format!("{hi:.3}"), (left, top - 22), style.clone()))?;
         area.draw(&Text::new(format!("{lo:.3}"), (left, bottom + 8), style.clone()))?;
     }
-    area.draw(&Text::new(metric_name(metric).to_string(), (4, bottom + 30), style))?;
+    area.draw(&Text::new(metric.to_string(), (4, bottom + 30), style))?;
     Ok(())
 }
 
@@ -260,10 +248,7 @@ pub type Progress = Option<(usize, usize)>;
 
 /// `model/task`, its other axes' values, and whether it is partial.
 fn pair_title(pair: &Pair, progress: Progress) -> String {
-    let mut title = format!("{}/{}", pair.model, pair.task);
-    if !pair.label.is_empty() {
-        title.push_str(&format!(" [{}]", pair.label));
-    }
+    let mut title = pair.key.to_string();
     if let Some((recorded, planned)) = progress {
         title.push_str(&format!(" (partial: {recorded} of {planned} trials)"));
     }
@@ -347,7 +332,7 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: 
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc(format!("{} (mean over seeds)", metric_name(metric)))
+        .y_desc(format!("{metric} (mean over seeds)"))
         .label_style((FONT, 14))
         .draw()
         .map_err(&err)?;
@@ -542,8 +527,8 @@ mod tests {
 
     #[test]
     fn a_partial_pairs_plots_say_how_many_of_its_trials_are_in() {
-        let records = [crate::report::tests::record(1e-3, 4.0, 0, 0.8, 0.3)];
-        let pair = &crate::report::pairs(&records)[0];
+        let records = [crate::test_support::record(1e-3, 4.0, 0, 0.8, 0.3)];
+        let pair = &crate::analysis::pairs(&records)[0];
         assert_eq!(pair_title(pair, None), "mlp/down");
         assert_eq!(pair_title(pair, Some((53, 96))), "mlp/down (partial: 53 of 96 trials)");
     }

@@ -1,202 +1,30 @@
-//! Running one trial, and pretraining (once, cached) the bases trials start from.
+//! One trial, or a stacked group of them: the model it starts from, the optimizer its rates
+//! make, the training run, and the record it leaves (what ran it: code, backend, machine).
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Device;
 use loraplus_data::TaskData;
 use loraplus_model::{
-    AttachConfig, LoraConfig, LoraInit, LoraScaling, attach, init, members, param_counts, param_table,
-    with_dropout_seed, with_member_dropout,
+    AttachConfig, LoraConfig, LoraScaling, attach, init, members, param_counts, param_table, with_member_dropout,
 };
-use loraplus_optim::{LoraPlus, LoraPlusConfig, Schedule};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use loraplus_optim::{LoraPlus, LoraPlusConfig};
 
-use crate::config::{InitKind, ModelConfig, ScheduleKind, TaskConfig};
-use crate::data::{DataCache, InputShape};
-use crate::grid::{Method, TrialSpec};
-use crate::stacking;
-use crate::store::{Accuracies, Provenance, Store, TrialRecord, with_lock, write_atomic};
-use crate::train::{FitPlan, Status, evaluate, fit};
-use crate::zoo::Classifier;
+use super::device::backend_name;
+use super::train::{FitPlan, evaluate, fit};
+use super::zoo::Classifier;
+use crate::plan::{FamilyKey, Method, TrialSpec};
+use crate::store::{Accuracies, Provenance, Status, TrialRecord};
 
 /// The code version baked in at build time.
 pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");
 
-/// How a pretrained base was made: its cache key, and what is written beside it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct BaseInfo {
-    /// The model (architecture and pretraining recipe).
-    pub model: ModelConfig,
-    /// The pretraining task (none for a checkpoint).
-    pub task: Option<TaskConfig>,
-    /// Validation accuracy on the pretraining task after pretraining.
-    pub pretrain_val_accuracy: Option<f64>,
-    /// How pretraining ended.
-    pub status: Option<Status>,
-}
-
-impl BaseInfo {
-    /// The base a trial starts from.
-    pub fn of(spec: &TrialSpec) -> Self {
-        Self {
-            model: spec.model.clone(),
-            task: spec.pretrain_task.clone(),
-            pretrain_val_accuracy: None,
-            status: None,
-        }
-    }
-
-    /// `<model>-<hash of architecture, recipe and task>`: the same base for every sweep that
-    /// describes it the same way, whatever the model is called.
-    pub fn key(&self) -> String {
-        let recipe = serde_json::to_string(&(
-            &self.model.kind,
-            &self.model.pretrain,
-            self.task.as_ref().map(|t| &t.kind),
-        ))
-        .expect("serialises");
-        let digest = Sha256::digest(recipe.as_bytes());
-        let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("{}-{hash}", self.model.name)
-    }
-}
-
-/// The name of a backend device, as records state it.
-pub fn backend_name(device: &Device) -> String {
-    let debug = format!("{device:?}").to_lowercase();
-    ["flex", "ndarray", "wgpu", "cuda"]
-        .into_iter()
-        .find(|b| debug.contains(b))
-        .unwrap_or("unknown")
-        .to_string()
-}
-
-/// The checkpoints `trials` start from, loaded and checked against the data their tasks read
-/// (token ids within the vocabulary, sequences within the position table). Needs no output
-/// folder, so a sweep calls it before writing anything: a corrupt checkpoint or a mismatched
-/// tokenizer leaves results untouched.
-pub fn load_checkpoints(
-    trials: &[TrialSpec],
-    data: &DataCache,
-    device: &Device,
-    log: &dyn Fn(String),
-) -> Result<BTreeMap<String, Classifier>> {
-    let mut bases = BTreeMap::new();
-    for spec in trials.iter().filter(|spec| spec.model.pretrain.is_none()) {
-        let task_data = data.get(&spec.task, &spec.model);
-        spec.model
-            .kind
-            .check_data(task_data)
-            .with_context(|| format!("model `{}` on task `{}`", spec.model.name, spec.task.name))?;
-        if let Entry::Vacant(entry) = bases.entry(BaseInfo::of(spec).key()) {
-            log(format!("loading checkpoint `{}`", spec.model.name));
-            let shape = InputShape::of(&spec.task.kind, task_data);
-            entry.insert(spec.model.kind.init(&shape, true, &mut init::rng(0), device)?);
-        }
-    }
-    Ok(bases)
-}
-
-/// Adds to `bases` the random-init bases `trials` need: pretrained once and cached in the
-/// store, or loaded from there. Processes sharing a store (shards of one sweep) take turns
-/// through a lock per base, so each base is pretrained once and every trial starts from the
-/// same weights.
-pub fn pretrain_bases(
-    trials: &[TrialSpec],
-    store: &Store,
-    data: &DataCache,
-    device: &Device,
-    log: &dyn Fn(String),
-    bases: &mut BTreeMap<String, Classifier>,
-) -> Result<()> {
-    for spec in trials {
-        let info = BaseInfo::of(spec);
-        let key = info.key();
-        let (Some(task), Some(recipe)) = (&info.task, &info.model.pretrain) else {
-            continue;
-        };
-        if bases.contains_key(&key) {
-            continue;
-        }
-        let task_data = data.get(task, &info.model);
-        let shape = InputShape::of(&task.kind, task_data);
-        let skeleton = info
-            .model
-            .kind
-            .init(&shape, true, &mut init::rng(recipe.seed), device)?;
-        std::fs::create_dir_all(store.bases_dir())?;
-        let path = store.bases_dir().join(format!("{key}.bpk"));
-        let base = with_lock(&path.with_extension("lock"), || {
-            if path.exists() {
-                return skeleton
-                    .try_load_file(&path)
-                    .with_context(|| format!("cannot load the cached base {}", path.display()));
-            }
-            log(format!(
-                "pretraining base {key} on `{}` ({} steps)",
-                task.name, recipe.steps
-            ));
-            let started = Instant::now();
-            let (base, info) = pretrain(skeleton, info.clone(), task_data, device)?;
-            log(format!(
-                "pretrained base {key}: val accuracy {:.4} on `{}` in {:.1}s",
-                info.pretrain_val_accuracy.unwrap_or(f64::NAN),
-                task.name,
-                started.elapsed().as_secs_f64()
-            ));
-            save_base(&base, &info, &path)?;
-            Ok(base)
-        })?;
-        bases.insert(key, base);
-    }
-    Ok(())
-}
-
-fn pretrain(model: Classifier, mut info: BaseInfo, data: &TaskData, device: &Device) -> Result<(Classifier, BaseInfo)> {
-    let recipe = info.model.pretrain.clone().expect("only recipes are pretrained");
-    let task_name = info.task.as_ref().map(|t| t.name.clone()).unwrap_or_default();
-    let optim = LoraPlusConfig::new(recipe.lr, 1.0).init(&model, recipe.steps)?;
-    let plan = FitPlan {
-        steps: recipe.steps,
-        batch_size: recipe.batch_size,
-        eval_interval: recipe.steps,
-        diverge_factor: f64::INFINITY,
-        data_seed: recipe.seed,
-        start: None,
-    };
-    let outcome = with_dropout_seed(recipe.seed, || fit(model, optim, data, &plan, device));
-    let [run] = &outcome.members[..] else {
-        unreachable!("one model, one member")
-    };
-    anyhow::ensure!(
-        run.status == Some(Status::Ok),
-        "pretraining of `{}` on `{task_name}` diverged: {}; lower its pretrain.lr",
-        info.model.name,
-        run.message.clone().unwrap_or_default()
-    );
-    info.pretrain_val_accuracy = run.curve.last().map(|p| p.val_accuracy);
-    info.status = run.status;
-    Ok((outcome.model, info))
-}
-
-fn save_base(base: &Classifier, info: &BaseInfo, path: &Path) -> Result<()> {
-    let bytes = base
-        .clone()
-        .into_record()
-        .into_bytes()
-        .context("cannot serialise a base")?;
-    write_atomic(path, &bytes)?;
-    write_atomic(&path.with_extension("json"), &serde_json::to_vec_pretty(info)?)
-}
-
-/// Runs `group` (trials that differ only in eta_A and ratio; see [`crate::stacking`]) from
+/// Runs `group` (one family's trials, which differ only in eta_A and ratio) from
 /// `base` as one stacked computation and returns one record per trial, each as the trial alone
 /// would have produced it. A diverging trial is a result (status `diverged`), not an error; an
 /// error here means the group could not be set up.
@@ -274,16 +102,16 @@ fn start_model(spec: &TrialSpec, base: &Classifier, data: &TaskData) -> Result<C
 }
 
 /// The val and test accuracy of each family's untrained model. The trials of a family (see
-/// [`stacking::family_key`]) differ only in their rates, so they all start from the same model
+/// [`FamilyKey`]) differ only in their rates, so they all start from the same model
 /// and the same step-0 evaluation: a sweep computes it once per family, not once per trial (one
 /// of a MiniLM trial's five evaluations, about a tenth of its work).
 #[derive(Default)]
-pub struct StartPoints(Mutex<HashMap<String, (f64, f64)>>);
+pub struct StartPoints(Mutex<HashMap<FamilyKey, (f64, f64)>>);
 
 impl StartPoints {
     /// The start of `spec`'s family, from `evaluate` the first time it is asked for.
     fn get_or_evaluate(&self, spec: &TrialSpec, evaluate: impl FnOnce() -> (f64, f64)) -> (f64, f64) {
-        let family = stacking::family_key(spec);
+        let family = spec.family();
         if let Some(&start) = self.0.lock().unwrap().get(&family) {
             return start;
         }
@@ -391,17 +219,12 @@ fn attach_config(spec: &TrialSpec) -> AttachConfig {
         } else {
             LoraScaling::Standard
         })
-        .with_init(match lora.init {
-            InitKind::Peft => LoraInit::Peft,
-            InitKind::Gaussian => LoraInit::Gaussian,
-            InitKind::Reverse => LoraInit::Reverse,
-        });
-    AttachConfig::new(config, spec.targets()).with_train_head(lora.train_head)
+        .with_init(lora.init.into());
+    AttachConfig::new(config, spec.model.targets()).with_train_head(lora.train_head)
 }
 
 fn optimizer_config(spec: &TrialSpec) -> LoraPlusConfig {
     let train = &spec.train;
-    let warmup_steps = train.warmup_steps.get();
     LoraPlusConfig::new(spec.eta_a, spec.ratio)
         .with_lr_embedding(train.lr_embedding.get())
         .with_weight_decay(train.weight_decay.get())
@@ -409,19 +232,47 @@ fn optimizer_config(spec: &TrialSpec) -> LoraPlusConfig {
         .with_beta_2(train.beta_2.get())
         .with_epsilon(train.epsilon.get())
         .with_max_grad_norm(train.max_grad_norm.as_ref().map(|v| v.get()))
-        .with_schedule(match train.schedule {
-            ScheduleKind::Constant => Schedule::Constant { warmup_steps },
-            ScheduleKind::Linear => Schedule::Linear { warmup_steps },
-            ScheduleKind::Cosine => Schedule::Cosine { warmup_steps },
-        })
+        .with_schedule(train.schedule.with_warmup(train.warmup_steps.get()))
+}
+
+/// The records `run` returns, or, if it fails or panics, a `failed` record for every trial of
+/// `group` with the reason: one bad group never stops a sweep.
+pub fn run_guarded(
+    group: &[&TrialSpec],
+    device: &Device,
+    run: impl FnOnce() -> Result<Vec<TrialRecord>>,
+) -> Vec<TrialRecord> {
+    let failed = |message: String| {
+        group
+            .iter()
+            .map(|spec| failed_record(spec, message.clone(), device, group.len()))
+            .collect()
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Ok(records)) => records,
+        Ok(Err(error)) => failed(format!("{error:#}")),
+        Err(panic) => failed(format!("panicked: {}", panic_message(&panic))),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
-    use crate::config::{DeviceChoice, SweepConfig};
-    use crate::grid;
-    use crate::runner::device;
+    use crate::config::{ConfigFile, DeviceChoice};
+    use crate::plan;
+    use crate::run::device::device;
+    use crate::run::setup::Setup;
+    use crate::store::Store;
 
     /// A BERT with dropout and adapters on attention and embeddings, on 40-example splits.
     const BERT: &str = r#"
@@ -467,36 +318,39 @@ mod tests {
         pretrain = { task = "tokens", steps = 30, lr = 1e-3, batch_size = 16 }
     "#;
 
-    /// The config's trials, their data and their pretrained bases (cached in `dir`).
-    fn setup(dir: &Path) -> (Vec<TrialSpec>, DataCache, BTreeMap<String, Classifier>, Device) {
-        let config = SweepConfig::parse(BERT, Path::new("t.toml")).unwrap();
-        let trials = grid::expand(&config);
-        let device = device(DeviceChoice::Cpu).unwrap();
-        let data = DataCache::load(&trials, &|_| {}).unwrap();
-        let mut bases = load_checkpoints(&trials, &data, &device, &|_| {}).unwrap();
-        let store = Store::open(dir).unwrap();
-        pretrain_bases(&trials, &store, &data, &device, &|_| {}, &mut bases).unwrap();
-        (trials, data, bases, device)
+    /// The config, read for a sweep.
+    fn config() -> ConfigFile {
+        ConfigFile::parse(BERT.into(), Path::new("t.toml")).unwrap()
+    }
+
+    /// The config's trials, prepared, their bases pretrained into `dir`.
+    fn setup<'a>(file: &'a ConfigFile, dir: &Path) -> (Vec<TrialSpec>, Setup<'a>) {
+        let trials = plan::expand(&file.config);
+        let mut setup = Setup::new(file, device(DeviceChoice::Cpu).unwrap());
+        setup.add(&trials, &|_| {}).unwrap();
+        setup.pretrain(&trials, &Store::open(dir).unwrap(), &|_| {}).unwrap();
+        (trials, setup)
     }
 
     #[test]
     fn stacked_members_start_where_one_member_alone_does() {
         // `fit` used to evaluate step 0 on the stacked model; the shared start evaluates one
         // member alone.
-        let dir = tempfile::tempdir().unwrap();
-        let (trials, data, bases, device) = setup(dir.path());
+        let (dir, file) = (tempfile::tempdir().unwrap(), config());
+        let (trials, setup) = setup(&file, dir.path());
+        let device = setup.device();
         for spec in [
             &trials[0],
             trials.iter().find(|t| t.method == Method::HeadOnly).unwrap(),
         ] {
-            let data = data.get(&spec.task, &spec.model);
-            let model = start_model(spec, &bases[&BaseInfo::of(spec).key()], data).unwrap();
-            let (val, test) = evaluate(&model, data, 1, &device);
+            let data = setup.data(spec);
+            let model = start_model(spec, setup.base(spec), data).unwrap();
+            let (val, test) = evaluate(&model, data, 1, device);
             assert!(
                 0.0 < test[0] && test[0] < 1.0,
                 "a split that can tell models apart: {test:?}"
             );
-            let (stacked_val, stacked_test) = evaluate(&members::stack(model, 3).unwrap(), data, 3, &device);
+            let (stacked_val, stacked_test) = evaluate(&members::stack(model, 3).unwrap(), data, 3, device);
             assert_eq!(stacked_val, [val[0]; 3]);
             assert_eq!(stacked_test, [test[0]; 3]);
         }
@@ -504,14 +358,9 @@ mod tests {
 
     #[test]
     fn a_familys_trials_share_one_step_0_evaluation_and_record_what_evaluating_gives() {
-        let dir = tempfile::tempdir().unwrap();
-        let (trials, data, bases, device) = setup(dir.path());
-        let run = |spec: &TrialSpec, start_points: &StartPoints| {
-            let base = &bases[&BaseInfo::of(spec).key()];
-            run_group(&[spec], base, data.get(&spec.task, &spec.model), &device, start_points)
-                .unwrap()
-                .remove(0)
-        };
+        let (dir, file) = (tempfile::tempdir().unwrap(), config());
+        let (trials, setup) = setup(&file, dir.path());
+        let run = |spec: &TrialSpec, start_points: &StartPoints| setup.run(&[spec], start_points).unwrap().remove(0);
         let shared = StartPoints::default();
         for spec in &trials {
             let alone = run(spec, &StartPoints::default());
@@ -522,5 +371,25 @@ mod tests {
         // 2 seeds x (2 eta_A x 2 ratios + 2 head-only baselines): one family per seed and method.
         assert_eq!(trials.len(), 12);
         assert_eq!(shared.0.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_panicking_or_failing_group_becomes_failed_records() {
+        let trials = plan::expand(&crate::config::tiny_config(1));
+        let group: Vec<&TrialSpec> = trials.iter().collect();
+        let device = Device::flex();
+        let panicked = run_guarded(&group, &device, || panic!("index out of bounds: 7 >= 3"));
+        let errored = run_guarded(&group, &device, || Err(anyhow::anyhow!("no such file")));
+        for (records, message) in [
+            (panicked, "panicked: index out of bounds: 7 >= 3"),
+            (errored, "no such file"),
+        ] {
+            assert_eq!(records.len(), 4, "every trial of the group gets a record");
+            for (record, spec) in records.iter().zip(&group) {
+                assert_eq!(record.trial_id, spec.id());
+                assert_eq!(record.status, Status::Failed);
+                assert_eq!(record.message.as_deref(), Some(message));
+            }
+        }
     }
 }

@@ -2,20 +2,18 @@
 //! (or a Kubernetes Indexed Job), so that a cluster's scheduler runs the sweep and this crate
 //! only decides which trials each job owns.
 //!
-//! The trials are put in family order (the families of [`crate::stacking::groups`]: trials that
-//! differ only in eta_A and ratio, in the order of [`crate::grid::expand`]) and cut into `N`
+//! The trials are put in family order (the families of [`super::groups`]: trials that differ only
+//! in eta_A and ratio, in the order of [`super::expand`]) and cut into `N`
 //! contiguous slices whose sizes differ by at most one. Whole families stay together as far as
 //! the cut allows, so a shard's trials still train stacked.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result};
 
-use crate::grid::TrialSpec;
-use crate::stacking;
+use super::{TrialSpec, groups};
 
 /// Shard `index` of `count` (0-based, `index < count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -126,7 +124,7 @@ pub fn assignment(trials: &[TrialSpec], count: usize) -> Vec<usize> {
     let refs: Vec<&TrialSpec> = trials.iter().collect();
     let position: HashMap<String, usize> = trials.iter().enumerate().map(|(i, t)| (t.id(), i)).collect();
     let mut shards = vec![0; trials.len()];
-    let family_order = stacking::groups(&refs, |_| usize::MAX).into_iter().flatten();
+    let family_order = groups(&refs, |_| usize::MAX).into_iter().flatten();
     for (rank, trial) in family_order.enumerate() {
         shards[position[&trial.id()]] = rank * count / trials.len();
     }
@@ -162,7 +160,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn trials(seeds: usize) -> Vec<TrialSpec> {
-        crate::grid::expand(&crate::config::tiny_config(seeds))
+        crate::plan::expand(&crate::config::tiny_config(seeds))
     }
 
     #[test]
