@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
+use super::error::Invalid;
 
 /// `[adaptive]`: when and how far a sweep extends its grid.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

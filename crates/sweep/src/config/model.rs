@@ -8,7 +8,8 @@ use loraplus_data::TOKENIZER_FILE;
 use loraplus_model::models::Pooling;
 use serde::{Deserialize, Serialize};
 
-use super::{Features, InputShape, Invalid, TaskKind};
+use super::error::Invalid;
+use super::task::{Features, InputShape, TaskConfig, TaskKind};
 
 /// A model: a name, its architecture, its targets and how its base is pretrained.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -287,7 +288,7 @@ impl ModelConfig {
     }
 
     /// Checks that the model built for the inputs of `task` stays within [`MAX_PARAMETERS`].
-    pub fn check_size(&self, task: &super::TaskConfig) -> Result<(), Invalid> {
+    pub fn check_size(&self, task: &TaskConfig) -> Result<(), Invalid> {
         let Some(parameters) = task.kind.shape().and_then(|shape| self.kind.parameters(&shape)) else {
             return Ok(());
         };

@@ -5,7 +5,7 @@ use loraplus_model::LoraInit;
 use loraplus_optim::Schedule;
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
+use super::error::Invalid;
 
 /// A value that is either one number or a list of them; a list makes the key a grid axis.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

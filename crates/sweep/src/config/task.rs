@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use loraplus_data::{BagOfTokensTask, ImageTask, TeacherTask, TextTask};
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
+use super::error::Invalid;
 
 /// A task: a name and how its data is made.
 ///

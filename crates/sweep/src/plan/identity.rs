@@ -6,23 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use super::TrialSpec;
+use super::spec::{TrialSpec, digest};
 use crate::config::{ModelConfig, Section, TaskConfig};
-
-/// The first `bytes` bytes of the SHA-256 of `value`'s canonical JSON, in hex. Struct fields
-/// serialise in declaration order and floats in shortest round-trip form, so the digest is the
-/// same on every machine.
-pub fn digest(value: &impl Serialize, bytes: usize) -> String {
-    let json = serde_json::to_string(value).expect("a spec serialises");
-    Sha256::digest(json.as_bytes())
-        .iter()
-        .take(bytes)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// A (model, task) pair, by name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 use anyhow::{Context, Result};
 
-use super::{TrialSpec, groups};
+use super::identity::groups;
+use super::spec::TrialSpec;
 
 /// Shard `index` of `count` (0-based, `index < count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -8,9 +8,9 @@ use anyhow::Result;
 use burn::tensor::Device;
 
 use super::device::backend_name;
-use super::sweep::SweepOptions;
 use super::trial::{CODE_VERSION, cpu_name, host_name, unix_now};
 use crate::config::SweepConfig;
+use crate::plan::shard::Shard;
 use crate::store::{Manifest, Run, Store};
 
 /// The entry is written when the run starts and rewritten after every record, so a run that is
@@ -24,13 +24,13 @@ pub struct RunLog<'a> {
 }
 
 impl<'a> RunLog<'a> {
-    /// Adds this run's entry, planning `total` trials.
+    /// Adds this run's entry: `jobs` at a time, of `shard` (or every trial), `total` planned.
     pub fn start(
         store: &'a Store,
         config: &'a SweepConfig,
         device: &Device,
+        (jobs, shard): (usize, Option<Shard>),
         total: usize,
-        options: SweepOptions,
     ) -> Result<Self> {
         let started_at = unix_now();
         let run = Run {
@@ -41,8 +41,8 @@ impl<'a> RunLog<'a> {
             host: host_name(),
             device: format!("{device:?} on {}", cpu_name()),
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            jobs: options.jobs,
-            shard: options.shard,
+            jobs,
+            shard,
             trials_total: total,
             trials_run: 0,
             wall_seconds: 0.0,

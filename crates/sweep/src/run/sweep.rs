@@ -67,7 +67,13 @@ pub fn sweep(file: &ConfigFile, out: &std::path::Path, options: SweepOptions) ->
     store.create()?;
     store.save_config(&file.text)?;
     store.save_report_settings(&ReportSettings::from(config))?;
-    let run_log = RunLog::start(&store, config, setup.device(), owned.len(), options)?;
+    let run_log = RunLog::start(
+        &store,
+        config,
+        setup.device(),
+        (options.jobs, options.shard),
+        owned.len(),
+    )?;
     let progress = Progress::new(owned.len(), owned.len() - pending.len());
     progress.log(format!(
         "{}{}: {} trials, {} already finished, {} to run on {} job(s) -> {}",
