@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use loraplus::adaptive::{self, Stage};
 use loraplus::cluster::slurm::{self, SlurmOptions};
 use loraplus::cluster::{merge, status};
-use loraplus::config::{DeviceChoice, GroupSize, Metric, Protocol, ReportSettings, SweepConfig};
+use loraplus::config::{ConfigFile, DeviceChoice, GroupSize, Metric, Protocol, ReportSettings, SweepConfig};
 use loraplus::plan::shard::Shard;
 use loraplus::plan::{Method, TrialSpec};
 use loraplus::report;
@@ -192,23 +192,7 @@ fn run(command: Command) -> Result<()> {
                 shard,
                 retry_failed,
             };
-            let swept = sweep::sweep(&file, &out, options)?;
-            match shard {
-                // A shard leaves the reports to `loraplus report`, once every shard is done.
-                Some(shard) => print!(
-                    "shard {shard}: {} of its {} trials finished here\n\
-                     once every shard is done: loraplus report {dir}   (progress: loraplus status {dir})\n",
-                    swept.ran,
-                    swept.owned,
-                    dir = out.display()
-                ),
-                None => {
-                    let settings = ReportSettings::from(&file.config);
-                    print!("{}", report::write_reports(&Store::at(&out), &settings)?);
-                    println!("\nreports in {}", out.display());
-                }
-            }
-            Ok(())
+            sweep_and_report(&file, &out, options)
         }
         Command::Status { dir, shards } => {
             anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
@@ -220,46 +204,23 @@ fn run(command: Command) -> Result<()> {
             println!("\nmerged results and reports in {}", out.display());
             Ok(())
         }
-        Command::Slurm { config, out, options } => {
-            let file = load_config(&config)?;
-            let out = out.unwrap_or_else(|| default_out(&config));
-            let binary = std::env::current_exe().context("cannot locate the loraplus binary")?;
-            let scripts = slurm::write_scripts(&config, &file.config, &out, &binary, &options)?;
-            println!(
-                "{}: {} trials in {} array tasks; scripts in {}",
-                file.config.name,
-                scripts.trials,
-                scripts.shards,
-                scripts.dir.display()
-            );
-            println!("submit: bash {}", scripts.dir.join("submit.sh").display());
-            Ok(())
-        }
+        Command::Slurm { config, out, options } => write_slurm_scripts(&config, out, &options),
         Command::Bench {
             config,
             members,
             model,
             steps,
             rounds,
-            device: choice,
+            device,
             out,
         } => {
-            let file = load_config(&config)?;
-            anyhow::ensure!(
-                members >= 1 && steps >= 1 && rounds >= 1,
-                "--members, --steps and --rounds must be at least 1"
-            );
-            let device = device(choice.unwrap_or(file.config.device))?;
-            let stem = config.file_stem().unwrap_or_default().to_string_lossy();
-            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
             let options = BenchOptions {
                 members,
                 model,
                 steps,
                 rounds,
             };
-            print!("{}", bench::bench(&file, &options, device, &out)?);
-            Ok(())
+            run_bench(&config, &options, device, out)
         }
         Command::Report {
             dir,
@@ -279,6 +240,58 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `loraplus slurm`: the job array's scripts.
+fn write_slurm_scripts(config: &Path, out: Option<PathBuf>, options: &SlurmOptions) -> Result<()> {
+    let file = load_config(config)?;
+    let out = out.unwrap_or_else(|| default_out(config));
+    let binary = std::env::current_exe().context("cannot locate the loraplus binary")?;
+    let scripts = slurm::write_scripts(config, &file.config, &out, &binary, options)?;
+    println!(
+        "{}: {} trials in {} array tasks; scripts in {}",
+        file.config.name,
+        scripts.trials,
+        scripts.shards,
+        scripts.dir.display()
+    );
+    println!("submit: bash {}", scripts.dir.join("submit.sh").display());
+    Ok(())
+}
+
+/// `loraplus bench`: one group of the config's trials, one by one and stacked.
+fn run_bench(config: &Path, options: &BenchOptions, choice: Option<DeviceChoice>, out: Option<PathBuf>) -> Result<()> {
+    let file = load_config(config)?;
+    anyhow::ensure!(
+        options.members >= 1 && options.steps >= 1 && options.rounds >= 1,
+        "--members, --steps and --rounds must be at least 1"
+    );
+    let device = device(choice.unwrap_or(file.config.device))?;
+    let stem = config.file_stem().unwrap_or_default().to_string_lossy();
+    let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
+    print!("{}", bench::bench(&file, options, device, &out)?);
+    Ok(())
+}
+
+/// `loraplus sweep`: runs the sweep, then writes its reports; a shard leaves them to
+/// `loraplus report`, once every shard is done.
+fn sweep_and_report(file: &ConfigFile, out: &Path, options: SweepOptions) -> Result<()> {
+    let swept = sweep::sweep(file, out, options)?;
+    match options.shard {
+        Some(shard) => print!(
+            "shard {shard}: {} of its {} trials finished here\n\
+             once every shard is done: loraplus report {dir}   (progress: loraplus status {dir})\n",
+            swept.ran,
+            swept.owned,
+            dir = out.display()
+        ),
+        None => {
+            let settings = ReportSettings::from(&file.config);
+            print!("{}", report::write_reports(&Store::at(out), &settings)?);
+            println!("\nreports in {}", out.display());
+        }
+    }
+    Ok(())
 }
 
 fn default_out(config: &Path) -> PathBuf {

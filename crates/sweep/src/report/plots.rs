@@ -73,6 +73,54 @@ fn exp_label(v: &f64) -> String {
     format!("{:.0e}", 10f64.powf(*v))
 }
 
+/// A pair's cells on the heatmap: each a parallelogram in (log10 eta_A, log10 eta_B) reaching
+/// halfway to its neighbours, and the plot's bounds.
+struct CellShapes<'a> {
+    shapes: Vec<(&'a Cell<'a>, Vec<(f64, f64)>)>,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl<'a> CellShapes<'a> {
+    fn of(pair: &'a Pair<'a>) -> Self {
+        let etas = sorted_unique(pair.cells.iter().map(|c| c.eta_a));
+        let ratios = sorted_unique(pair.cells.iter().map(|c| c.ratio));
+        let (eta_gaps, ratio_gaps) = (half_gaps(&etas), half_gaps(&ratios));
+        let shapes = pair
+            .cells
+            .iter()
+            .map(|cell| {
+                let i = etas.iter().position(|e| *e == cell.eta_a).expect("listed");
+                let j = ratios.iter().position(|r| *r == cell.ratio).expect("listed");
+                let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
+                let (xl, xr) = (x - eta_gaps[i].0, x + eta_gaps[i].1);
+                let (rl, rh) = (r - ratio_gaps[j].0, r + ratio_gaps[j].1);
+                (cell, vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)])
+            })
+            .collect();
+        let x0 = etas[0].log10() - eta_gaps[0].0;
+        let x1 = etas[etas.len() - 1].log10() + eta_gaps[etas.len() - 1].1;
+        let y0 = x0 + ratios[0].log10() - ratio_gaps[0].0;
+        let y1 = x1 + ratios[ratios.len() - 1].log10() + ratio_gaps[ratios.len() - 1].1;
+        Self {
+            shapes,
+            x: (x0, x1),
+            y: (y0, y1),
+        }
+    }
+}
+
+/// A cell's text: its seed mean (dark text on light colours), or what kept it out of the ranking.
+fn cell_label(cell: &Cell, metric: Metric, scale: impl Fn(f64) -> f64) -> (String, RGBColor) {
+    match cell.metric(metric) {
+        Some(spread) => (
+            format!("{:.3}", spread.mean),
+            if scale(spread.mean) > 0.6 { BLACK } else { WHITE },
+        ),
+        None => (cell.outcome().as_str().replace('_', " "), BLACK),
+    }
+}
+
 /// Accuracy over (eta_A, eta_B) on log axes. Each (eta_A, lambda) cell is drawn where it lies in
 /// that plane, so rows of constant lambda run parallel to the eta_B = eta_A diagonal (lambda = 1).
 /// The best cell has a thick red border (orange, with the edge named in the legend, when it is
@@ -80,26 +128,13 @@ fn exp_label(v: &f64) -> String {
 pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path: &Path) -> Result<()> {
     register_embedded_font();
     let metric = settings.ranking_metric();
-    let etas = sorted_unique(pair.cells.iter().map(|c| c.eta_a));
-    let ratios = sorted_unique(pair.cells.iter().map(|c| c.ratio));
-    let (eta_gaps, ratio_gaps) = (half_gaps(&etas), half_gaps(&ratios));
-    let values: Vec<f64> = pair
-        .cells
-        .iter()
-        .filter_map(|c| c.metric(metric).map(|m| m.mean))
-        .collect();
-    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(*v), hi.max(*v))
-    });
+    let values = pair.cells.iter().filter_map(|c| c.metric(metric).map(|m| m.mean));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let scale = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
     let best_cell = pair.ranked(settings).first().map(|r| r.cell);
-    let best = best_cell.map(|c| (c.eta_a, c.ratio));
+    let is_best = |cell: &Cell| best_cell.is_some_and(|b| (b.eta_a, b.ratio) == (cell.eta_a, cell.ratio));
     let edges: Vec<Edge> = best_cell.map(|c| pair.edges(c)).unwrap_or_default();
-
-    let x0 = etas[0].log10() - eta_gaps[0].0;
-    let x1 = etas[etas.len() - 1].log10() + eta_gaps[etas.len() - 1].1;
-    let y0 = x0 + ratios[0].log10() - ratio_gaps[0].0;
-    let y1 = x1 + ratios[ratios.len() - 1].log10() + ratio_gaps[ratios.len() - 1].1;
+    let CellShapes { shapes, x, y } = CellShapes::of(pair);
 
     let root = BitMapBackend::new(path, (1000, 760)).into_drawing_area();
     let err = plot_error(path);
@@ -112,7 +147,7 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path:
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
         .map_err(&err)?;
     chart
         .configure_mesh()
@@ -127,63 +162,33 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path:
 
     // Cells first, then the diagonal, outlines (the best cell's last, so nothing covers it) and
     // labels on top.
-    let shapes: Vec<(&Cell, Vec<(f64, f64)>)> = pair
-        .cells
-        .iter()
-        .map(|cell| {
-            let i = etas.iter().position(|e| *e == cell.eta_a).expect("listed");
-            let j = ratios.iter().position(|r| *r == cell.ratio).expect("listed");
-            let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
-            let (xl, xr) = (x - eta_gaps[i].0, x + eta_gaps[i].1);
-            let (rl, rh) = (r - ratio_gaps[j].0, r + ratio_gaps[j].1);
-            (cell, vec![(xl, xl + rl), (xr, xr + rl), (xr, xr + rh), (xl, xl + rh)])
-        })
-        .collect();
     let fill = |cell: &Cell| match (cell.metric(metric), cell.outcome()) {
         (Some(spread), _) => viridis(scale(spread.mean)),
         (None, Outcome::NoLearning) => RGBColor(225, 225, 225),
         (None, _) => RGBColor(170, 170, 170),
     };
+    let polygons = shapes
+        .iter()
+        .map(|(cell, corners)| Polygon::new(corners.clone(), fill(cell).filled()));
+    chart.draw_series(polygons).map_err(&err)?;
     chart
-        .draw_series(
-            shapes
-                .iter()
-                .map(|(cell, corners)| Polygon::new(corners.clone(), fill(cell).filled())),
-        )
-        .map_err(&err)?;
-    chart
-        .draw_series(LineSeries::new(vec![(x0, x0), (x1, x1)], BLACK.stroke_width(2)))
+        .draw_series(LineSeries::new(vec![(x.0, x.0), (x.1, x.1)], BLACK.stroke_width(2)))
         .map_err(&err)?
         .label("eta_B = eta_A (plain LoRA)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-    let is_best = |cell: &Cell| best == Some((cell.eta_a, cell.ratio));
-    let outline = |corners: &Vec<(f64, f64)>| {
-        corners
-            .iter()
-            .chain(std::iter::once(&corners[0]))
-            .copied()
-            .collect::<Vec<_>>()
-    };
+    let outline = |corners: &Vec<(f64, f64)>| corners.iter().chain(&corners[..1]).copied().collect::<Vec<_>>();
+    let others = shapes.iter().filter(|(c, _)| !is_best(c));
     chart
-        .draw_series(
-            shapes
-                .iter()
-                .filter(|(c, _)| !is_best(c))
-                .map(|(_, k)| PathElement::new(outline(k), WHITE)),
-        )
+        .draw_series(others.map(|(_, k)| PathElement::new(outline(k), WHITE)))
         .map_err(&err)?;
+    let best = shapes.iter().filter(|(c, _)| is_best(c));
     chart
-        .draw_series(
-            shapes
-                .iter()
-                .filter(|(c, _)| is_best(c))
-                .map(|(_, k)| PathElement::new(outline(k), best_color.stroke_width(4))),
-        )
+        .draw_series(best.map(|(_, k)| PathElement::new(outline(k), best_color.stroke_width(4))))
         .map_err(&err)?
         .label(if edges.is_empty() {
             "best cell".to_string()
         } else {
-            let edges: Vec<String> = edges.iter().map(Edge::to_string).collect();
+            let edges: Vec<&str> = edges.iter().map(|e| e.as_str()).collect();
             format!("best cell, on the grid's edge: {}", edges.join(", "))
         })
         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], best_color.stroke_width(3)));
@@ -191,19 +196,12 @@ pub fn heatmap(pair: &Pair, settings: &ReportSettings, progress: Progress, path:
         plotters::style::text_anchor::HPos::Center,
         plotters::style::text_anchor::VPos::Center,
     );
-    chart
-        .draw_series(pair.cells.iter().map(|cell| {
-            let (text, color) = match cell.metric(metric) {
-                Some(spread) => (
-                    format!("{:.3}", spread.mean),
-                    if scale(spread.mean) > 0.6 { BLACK } else { WHITE },
-                ),
-                None => (cell.outcome().as_str().replace('_', " "), BLACK),
-            };
-            let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
-            Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
-        }))
-        .map_err(&err)?;
+    let labels = pair.cells.iter().map(|cell| {
+        let (text, color) = cell_label(cell, metric, scale);
+        let (x, r) = (cell.eta_a.log10(), cell.ratio.log10());
+        Text::new(text, (x, x + r), (FONT, 13).into_font().color(&color).pos(centered))
+    });
+    chart.draw_series(labels).map_err(&err)?;
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 14).map_err(&err)?;
     colorbar(&legend_area, lo, hi, metric).map_err(&err)?;
     root.present().map_err(&err)?;
@@ -255,10 +253,10 @@ fn pair_title(pair: &Pair, progress: Progress) -> String {
     title
 }
 
-/// The best plain-LoRA cell against the best LoRA+ cell (and the best head-only baseline):
-/// seed-mean accuracy over steps, with the speed-up.
-pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: &Path) -> Result<()> {
-    register_embedded_font();
+/// The curves of a pair's figure, as (legend, seed-mean curve, colour): the best plain LoRA,
+/// the best LoRA+, LoRA+ at the default ratio with eta_A tuned (when it is another cell) and the
+/// best head-only baseline.
+fn curve_series(pair: &Pair, settings: &ReportSettings) -> Vec<(String, Curve, RGBColor)> {
     let metric = settings.ranking_metric();
     let (lora, plus) = pair.best_lora_and_loraplus(settings);
     let baseline = pair
@@ -267,8 +265,7 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: 
         .filter_map(|c| c.metric(metric).map(|m| (c, m.mean)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c);
-    // (legend, seed-mean curve, colour)
-    let mut series: Vec<(String, Curve, RGBColor)> = Vec::new();
+    let mut series = Vec::new();
     if let Some(l) = &lora {
         series.push((
             format!("LoRA: ratio 1, eta_A {:.1e}", l.cell.eta_a),
@@ -283,7 +280,6 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: 
             RGBColor(214, 39, 40),
         ));
     }
-    // LoRA+ at the paper's default ratio with eta_A tuned, when it is not the best LoRA+ already.
     if let Some(d) = pair
         .best_at_ratio(settings, DEFAULT_RATIO)
         .filter(|d| plus.as_ref().is_none_or(|p| !std::ptr::eq(p.cell, d.cell)))
@@ -301,6 +297,16 @@ pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: 
             RGBColor(127, 127, 127),
         ));
     }
+    series
+}
+
+/// The best plain-LoRA cell against the best LoRA+ cell (and the best head-only baseline):
+/// seed-mean accuracy over steps, with the speed-up.
+pub fn curves(pair: &Pair, settings: &ReportSettings, progress: Progress, path: &Path) -> Result<()> {
+    register_embedded_font();
+    let metric = settings.ranking_metric();
+    let (lora, plus) = pair.best_lora_and_loraplus(settings);
+    let series = curve_series(pair, settings);
     let max_step = series
         .iter()
         .flat_map(|(_, c, _)| c.iter().map(|p| p.0))

@@ -162,34 +162,37 @@ pub fn write_best_ratios_csv(
     write_atomic(path, &out.into_inner()?).context("best_ratios.csv")
 }
 
+/// The columns of `gains.csv`.
+const GAINS_COLUMNS: [&str; 21] = [
+    "model",
+    "task",
+    "axes",
+    "lora_eta_a",
+    "lora_mean",
+    "lora_std",
+    "loraplus_eta_a",
+    "loraplus_ratio",
+    "loraplus_mean",
+    "loraplus_std",
+    "gain",
+    "gain_ci_low",
+    "gain_ci_high",
+    "seed_differences",
+    "sign_flip_p",
+    "loraplus_speedup",
+    "default_ratio_eta_a",
+    "default_ratio_mean",
+    "default_ratio_std",
+    "default_ratio_gain",
+    "default_ratio_speedup",
+];
+
 /// `gains.csv`: per pair, best plain LoRA vs best LoRA+ (cells chosen on the protocol's
 /// ranking), the per-seed differences and their paired test; then all pairs together.
 pub fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Findings, path: &Path) -> Result<()> {
     let metric = settings.ranking_metric();
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        "model",
-        "task",
-        "axes",
-        "lora_eta_a",
-        "lora_mean",
-        "lora_std",
-        "loraplus_eta_a",
-        "loraplus_ratio",
-        "loraplus_mean",
-        "loraplus_std",
-        "gain",
-        "gain_ci_low",
-        "gain_ci_high",
-        "seed_differences",
-        "sign_flip_p",
-        "loraplus_speedup",
-        "default_ratio_eta_a",
-        "default_ratio_mean",
-        "default_ratio_std",
-        "default_ratio_gain",
-        "default_ratio_speedup",
-    ])?;
+    out.write_record(GAINS_COLUMNS)?;
     let std = |r: &Ranked| r.cell.metric(metric).map(|m| m.std.to_string()).unwrap_or_default();
     // Plain LoRA's final accuracy (on its mean curve) over the steps `other` takes to reach it.
     let speedup_over = |lora: &Ranked, other: &Ranked| {
@@ -239,12 +242,15 @@ pub fn write_gains_csv(pairs: &[Pair], settings: &ReportSettings, findings: &Fin
     }
     if let Some(gain) = findings.gain {
         let (p, _) = findings.gain_test.unzip();
-        let mut row = vec![String::new(); 21];
-        row[0] = "all pairs".to_string();
-        row[10] = gain.value.to_string();
-        row[11] = gain.low.to_string();
-        row[12] = gain.high.to_string();
-        row[14] = p.map(|p| p.to_string()).unwrap_or_default();
+        let mut row = vec![String::new(); GAINS_COLUMNS.len()];
+        let mut set = |column: &str, value: String| {
+            row[GAINS_COLUMNS.iter().position(|c| *c == column).expect("a column")] = value;
+        };
+        set("model", "all pairs".into());
+        set("gain", gain.value.to_string());
+        set("gain_ci_low", gain.low.to_string());
+        set("gain_ci_high", gain.high.to_string());
+        set("sign_flip_p", p.map(|p| p.to_string()).unwrap_or_default());
         out.write_record(row)?;
     }
     write_atomic(path, &out.into_inner()?).context("gains.csv")
