@@ -225,6 +225,17 @@ n_test = 5
             vec!["missing-value.csv:"],
         ),
         (
+            "a training file of one label",
+            text.replace(
+                sentences.to_str().unwrap(),
+                fixtures.join("one-label.csv").to_str().unwrap(),
+            ),
+            vec![
+                "task `sentences`",
+                "one-label.csv: every training example has label `pos` in column `label`",
+            ],
+        ),
+        (
             "text that is not UTF-8",
             text.replace(
                 sentences.to_str().unwrap(),
@@ -271,24 +282,35 @@ n_test = 5
     ];
 
     // Results already there: a finished sweep, which no bad run may change.
-    let config = write_config(dir.path(), "tiny.toml", TINY);
-    let existing = dir.path().join("existing");
-    sweep(&config, &existing);
+    let (_, existing) = tiny_sweep(&dir.path().join("existing"));
     let before = snapshot(&existing);
-    for (what, text, messages) in cases {
-        let config = write_config(dir.path(), "bad.toml", &text);
-        let fresh = dir.path().join("fresh");
-        for out in [&existing, &fresh] {
-            let output = loraplus(&["sweep", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(output.status.code(), Some(1), "{what}: exit code\n{stderr}");
-            for message in &messages {
-                assert!(stderr.contains(message), "{what}: `{message}` not in:\n{stderr}");
-            }
+    // Two cases at a time (each its own folder), one per core: every case is a few processes
+    // that load a checkpoint or pretrain nothing and fail.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((what, text, messages)) =
+                    cases.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    let case = dir.path().join(what.replace(' ', "-"));
+                    fs::create_dir_all(&case).unwrap();
+                    let config = write_config(&case, "bad.toml", text);
+                    let fresh = case.join("fresh");
+                    for out in [&existing, &fresh] {
+                        let output = loraplus(&["sweep", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+                        let stderr = String::from_utf8_lossy(&output.stderr);
+                        assert_eq!(output.status.code(), Some(1), "{what}: exit code\n{stderr}");
+                        for message in messages {
+                            assert!(stderr.contains(message), "{what}: `{message}` not in:\n{stderr}");
+                        }
+                    }
+                    assert!(!fresh.exists(), "{what}: a new output folder was created");
+                }
+            });
         }
-        assert!(snapshot(&existing) == before, "{what}: the existing results changed");
-        assert!(!fresh.exists(), "{what}: a new output folder was created");
-    }
+    });
+    assert!(snapshot(&existing) == before, "the existing results changed");
 
     // A missing config file.
     let output = loraplus(&["plan", dir.path().join("missing.toml").to_str().unwrap()]);

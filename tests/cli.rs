@@ -9,8 +9,7 @@ use common::*;
 #[test]
 fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "tiny.toml", TINY);
-    let out = dir.path().join("out");
+    let (config, out) = tiny_sweep(dir.path());
 
     let plan = loraplus(&["plan", config.to_str().unwrap()]);
     assert!(plan.status.success());
@@ -22,8 +21,7 @@ fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
         "{plan}"
     );
 
-    let output = sweep(&config, &out);
-    let summary = String::from_utf8(output.stdout).unwrap();
+    let summary = fs::read_to_string(out.join("summary.txt")).unwrap();
     assert!(summary.contains("median log2(eta_B / eta_A)"), "{summary}");
 
     let results = csv_rows(&out.join("results.csv"));
@@ -72,9 +70,7 @@ fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
 #[test]
 fn adapters_beat_the_frozen_base_on_the_shifted_tasks() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "tiny.toml", TINY);
-    let out = dir.path().join("out");
-    sweep(&config, &out);
+    let (_, out) = tiny_sweep(dir.path());
     let path = out.join("results.csv");
     let (method, task, test) = (
         column(&path, "method"),
@@ -572,9 +568,8 @@ pretrain = { task = "base", steps = 150, lr = 3e-3, batch_size = 32 }
 #[test]
 fn a_report_on_an_unfinished_sweep_names_the_incomplete_pairs() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "tiny.toml", TINY);
-    let out = dir.path().join("out");
-    let summary = String::from_utf8(sweep(&config, &out).stdout).unwrap();
+    let (_, out) = tiny_sweep(dir.path());
+    let summary = fs::read_to_string(out.join("summary.txt")).unwrap();
     assert!(!summary.contains("INCOMPLETE"), "{summary}");
 
     // Remove two records of one pair, as if the sweep had been interrupted.
@@ -637,4 +632,49 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // The listing fills the pipe's buffer long before its end, so the next write after the
+    // reader left ends the process by SIGPIPE's default action, as `head` expects.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}\n{stderr}",
+        output.status
+    );
+}
+
+#[test]
+fn a_changed_config_is_refused_in_a_folder_of_another_sweep_but_added_values_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = tiny_sweep(dir.path());
+    let before = fs::read(out.join("config.toml")).unwrap();
+    let records_before = records(&out);
+
+    // Other steps make other trials: the folder's 32 records are not this config's.
+    let longer = write_config(dir.path(), "longer.toml", &TINY.replace("steps = 40", "steps = 60"));
+    let refused = loraplus(&["sweep", longer.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("holds 32 of its 32 records from trials this config does not plan"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`train.steps` (40 -> 60)"), "{stderr}");
+    assert_eq!(
+        fs::read(out.join("config.toml")).unwrap(),
+        before,
+        "config.toml untouched"
+    );
+    assert_eq!(records(&out), records_before, "records untouched");
+
+    // A third eta_A only adds trials: the folder is this config's too, and only they run.
+    let wider = TINY.replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-3, 1e-2, 3e-2]");
+    let wider = write_config(dir.path(), "wider.toml", &wider);
+    let output = sweep(&wider, &out);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("48 trials, 32 already finished, 16 to run"), "{log}");
+    assert_eq!(
+        fs::read_to_string(out.join("config.toml")).unwrap(),
+        fs::read_to_string(&wider).unwrap()
+    );
 }

@@ -6,6 +6,9 @@
 
 use std::path::Path;
 
+#[path = "common/require.rs"]
+mod require;
+
 use burn::tensor::{Device, Tensor};
 use loraplus::config::{ConfigFile, DeviceChoice};
 use loraplus::plan;
@@ -130,6 +133,18 @@ fn ndarray_loss_curves_match_flex() {
 fn gpu_loss_curves_match_the_cpu_for_the_first_steps() {
     match gpu() {
         Ok(device) => assert_matches_cpu(&device, "wgpu"),
-        Err(why) => eprintln!("SKIPPED: {why}"),
+        Err(why) => require::skip_unless_required("gpu", &why),
+    }
+}
+
+/// With `LORAPLUS_REQUIRE=gpu`, a build without the GPU backend fails instead of ignoring the
+/// GPU test.
+#[test]
+fn a_required_gpu_backend_is_built_in() {
+    if require::required("gpu") {
+        assert!(
+            cfg!(feature = "wgpu"),
+            "LORAPLUS_REQUIRE names `gpu`: build with --features wgpu"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! What the end-to-end tests share: the binary, a tiny sweep, and ways to read its results.
 #![allow(dead_code)] // Each test file uses its own part.
 
+pub mod require;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,6 +100,40 @@ pub fn sweep_with_jobs(config: &Path, out: &Path, jobs: &str) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// A finished sweep of [`TINY`], as `(config, out)` in `dir`: the sweep runs once per test
+/// binary, the first time a test asks, and every test gets its own copy of its directory.
+pub fn tiny_sweep(dir: &Path) -> (PathBuf, PathBuf) {
+    static SWEPT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let swept = SWEPT.get_or_init(|| {
+        // Under the target folder's scratch space, which outlives the tests that copy it.
+        let scratch = tempfile::Builder::new()
+            .prefix("tiny-sweep-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep();
+        let config = write_config(&scratch, "tiny.toml", TINY);
+        sweep(&config, &scratch.join("out"));
+        scratch.join("out")
+    });
+    let out = dir.join("out");
+    copy_dir(swept, &out);
+    (write_config(dir, "tiny.toml", TINY), out)
+}
+
+/// Copies the folder `from`, recursively, to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 pub fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {

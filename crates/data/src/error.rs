@@ -125,6 +125,22 @@ pub enum DataError {
         /// What does not fit and what is there.
         message: String,
     },
+
+    /// Every training example has the same label: there is nothing to tell apart, and every
+    /// trial would reach the majority class's accuracy of 1.
+    #[error(
+        "{}: every training example has label `{label}` in column `{column}`; a classifier needs at least \
+         two labels (check the file, `label` and `skip_labels`)",
+        .path.display()
+    )]
+    SingleLabel {
+        /// The training file.
+        path: PathBuf,
+        /// The label column.
+        column: String,
+        /// The one label.
+        label: String,
+    },
 }
 
 /// Convenience alias for results of this crate's file readers.

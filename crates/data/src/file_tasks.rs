@@ -189,6 +189,15 @@ impl TextTask {
         };
         let read = |path: &Path| read_rows(path, self.format, &columns);
         let train_rows = read(&self.train)?;
+        if let Some(first) = train_rows.first()
+            && train_rows.iter().all(|row| row.label == first.label)
+        {
+            return Err(DataError::SingleLabel {
+                path: self.train.clone(),
+                column: self.label.clone(),
+                label: first.label.clone(),
+            });
+        }
         let test_rows = self.test.as_deref().map(read).transpose()?;
         let labels = match &self.labels {
             Some(names) => Labels::new(names.clone()),

@@ -2,6 +2,9 @@
 //! and what each broken file's error says; the last test reads the real corpora under `data/` when
 //! they have been fetched.
 
+#[path = "../../../tests/common/require.rs"]
+mod require;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -337,10 +340,8 @@ fn counts(labels: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
 fn real_corpora_parse_when_fetched() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
     if !data.is_dir() {
-        eprintln!(
-            "skipping: {} is missing (fetch the corpora to run this test)",
-            data.display()
-        );
+        let why = format!("{} is missing (scripts/fetch-data.sh fetches it)", data.display());
+        require::skip_unless_required("data", &why);
         return;
     }
     let start = Instant::now();

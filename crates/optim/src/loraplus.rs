@@ -504,6 +504,17 @@ mod tests {
     /// Runs `steps` updates of the optimizer and of a hand-written AdamW on the same gradients,
     /// and compares every trainable tensor after each update.
     fn check_against_hand_adamw(config: LoraPlusConfig, steps: usize) {
+        // The reference's rates, written out rather than taken from `group_lr`.
+        let rate = |group: Group, config: &LoraPlusConfig| match group {
+            Group::A => config.lr,
+            Group::B | Group::BNoDecay => config.lr * config.ratio,
+            Group::Embedding => config.lr_embedding,
+        };
+        check_against_hand_adamw_at(config, steps, rate);
+    }
+
+    /// [`check_against_hand_adamw`] with the hand-written AdamW's base rate for each group given.
+    fn check_against_hand_adamw_at(config: LoraPlusConfig, steps: usize, rate: impl Fn(Group, &LoraPlusConfig) -> f64) {
         let device = Device::flex().autodiff();
         let mut model = adapted_mlp(&device);
         let mut optim = config.init(&model, steps).unwrap();
@@ -520,13 +531,7 @@ mod tests {
                 .iter()
                 .zip(&mut hand)
                 .map(|((p, group), adam)| {
-                    // The reference's rates, written out rather than taken from `group_lr`.
-                    let base = match group {
-                        Group::A => config.lr,
-                        Group::B | Group::BNoDecay => config.lr * config.ratio,
-                        Group::Embedding => config.lr_embedding,
-                    };
-                    let lr = base * config.schedule.factor(step, steps);
+                    let lr = rate(*group, &config) * config.schedule.factor(step, steps);
                     let wd = if *group == Group::BNoDecay {
                         0.0
                     } else {
@@ -611,9 +616,10 @@ mod tests {
     }
 
     #[test]
-    fn ratio_one_is_plain_lora() {
-        let config = LoraPlusConfig::new(3e-4, 1.0);
-        assert_eq!(config.group_lr(Group::B), config.group_lr(Group::A));
+    fn ratio_one_is_plain_adamw_at_one_rate() {
+        // Plain LoRA: one AdamW over every trainable tensor (A, B and the head) at `lr`.
+        let config = LoraPlusConfig::new(3e-3, 1.0).with_weight_decay(0.1);
+        check_against_hand_adamw_at(config, 3, |_, config| config.lr);
     }
 
     #[test]
