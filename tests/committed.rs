@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -65,7 +65,7 @@ fn every_committed_report_rebuilds_byte_for_byte_from_its_records() {
     let mut studies: Vec<_> = fs::read_dir(&results).unwrap().map(|e| e.unwrap().path()).collect();
     studies.sort();
     assert!(studies.len() >= 4, "{studies:?}");
-    for study in studies {
+    let check = |study: &PathBuf| {
         let name = study.file_name().unwrap().to_string_lossy().into_owned();
         // Only what `report` reads: the records, the config and the report settings.
         let copy = scratch.path().join(&name);
@@ -114,5 +114,16 @@ fn every_committed_report_rebuilds_byte_for_byte_from_its_records() {
                 panic!("{name}/{file} differs from its rebuild at {line}");
             }
         }
-    }
+    };
+    // Two studies at a time, one per core.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some(study) = studies.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    check(study);
+                }
+            });
+        }
+    });
 }

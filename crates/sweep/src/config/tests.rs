@@ -1,3 +1,5 @@
+//! Parsing and validation: the errors a bad config gets, with their keys and lines.
+
 use super::*;
 
 /// `experiments/quick.toml`, shortened: an MLP and the toy network pretrained on one teacher

@@ -1,3 +1,5 @@
+//! Expansion, ids and the identities derived from a spec.
+
 use std::path::Path;
 
 use super::*;

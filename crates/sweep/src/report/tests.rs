@@ -1,3 +1,5 @@
+//! The summary's text, from records made to order.
+
 use super::summary::{by_model, provenance, summary};
 use crate::analysis::{Findings, pairs};
 use crate::config::{Protocol, ReportSettings};

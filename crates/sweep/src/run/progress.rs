@@ -19,6 +19,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// `total` trials, `already_done` of them before this run.
     pub fn new(total: usize, already_done: usize) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
@@ -48,6 +49,7 @@ impl Progress {
         }
     }
 
+    /// A line of the log, above the bar while there is one.
     pub fn log(&self, line: String) {
         match &self.bar {
             Some(bar) => bar.println(line),
@@ -55,6 +57,7 @@ impl Progress {
         }
     }
 
+    /// One more trial recorded, with its result.
     pub fn finished(&self, record: &TrialRecord) {
         let spec = &record.spec;
         let test = record.final_test_accuracy();
@@ -101,6 +104,7 @@ impl Progress {
         }
     }
 
+    /// The run ended: the bar goes, the totals stay.
     pub fn done(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
