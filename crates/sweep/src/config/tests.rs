@@ -259,3 +259,40 @@ n_test = 3
 "#;
     SweepConfig::parse(text, Path::new("text.toml")).unwrap();
 }
+
+/// The name serde writes for `value` in configs and records.
+fn serde_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value).unwrap().as_str().unwrap().to_string()
+}
+
+#[test]
+fn each_enum_has_one_name_in_configs_tables_and_records() {
+    use clap::ValueEnum;
+    for metric in Metric::value_variants() {
+        assert_eq!(serde_name(metric), metric.as_str());
+        assert_eq!(metric.to_string(), metric.as_str().replace('_', " "));
+    }
+    for protocol in Protocol::value_variants() {
+        assert_eq!(serde_name(protocol), protocol.as_str());
+    }
+    for device in DeviceChoice::value_variants() {
+        assert_eq!(serde_name(device), device.as_str());
+        let flag = device.to_possible_value().unwrap();
+        assert_eq!(flag.get_name(), device.as_str(), "--device takes the config's name");
+    }
+    use crate::analysis::Edge;
+    use crate::plan::Method;
+    use crate::store::{Outcome, Status};
+    for method in [Method::Lora, Method::HeadOnly] {
+        assert_eq!(serde_name(method), method.as_str());
+    }
+    for status in [Status::Ok, Status::Diverged, Status::Failed] {
+        assert_eq!(serde_name(status), status.as_str());
+    }
+    for outcome in [Outcome::Ok, Outcome::NoLearning, Outcome::Diverged, Outcome::Failed] {
+        assert_eq!(serde_name(outcome), outcome.as_str());
+    }
+    for edge in [Edge::EtaAMin, Edge::EtaAMax, Edge::RatioMin, Edge::RatioMax] {
+        assert_eq!(serde_name(edge), edge.as_str());
+    }
+}
