@@ -5,8 +5,8 @@
 #
 # Runs each TARGET (default: all four) for SECONDS (default: 60), one after another:
 #
-#   config          SweepConfig::parse on any text (with fuzz/config.dict), then grid::expand and
-#                   each trial's id and steps
+#   config          SweepConfig::parse on any text (with fuzz/config.dict), then the model checks
+#                   (run::setup::check_models), plan::expand and each trial's id and steps
 #   config_values   the same on valid configs (experiments/quick.toml, fuzz/seeds/config/) whose
 #                   numbers and lists the input overwrites: reaches the value checks, the models
 #                   built to check adapters and the expansion, which text rarely gets past parsing

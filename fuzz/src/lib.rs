@@ -8,7 +8,7 @@ use loraplus::run::setup::check_models;
 
 /// Parses `text` as a sweep config and, when it parses, checks its models as the training
 /// commands do (throwaway models with the adapters attached), expands it and asks of every
-/// trial what the runner asks before training it. Errors are fine; panics, aborts and exhausted
+/// trial what a sweep asks before training it. Errors are fine; panics, aborts and exhausted
 /// memory are what the fuzzer reports.
 pub fn parse_and_expand(text: &str) {
     let Ok(config) = SweepConfig::parse(text, Path::new("fuzz.toml")) else {

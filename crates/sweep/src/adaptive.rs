@@ -12,7 +12,7 @@ use std::fmt;
 use crate::analysis::{self, Edge, Grid};
 use crate::config::{AdaptiveConfig, ReportSettings, SweepConfig};
 use crate::plan::{self, Method, TrialSpec};
-use crate::store::{Outcome, TrialRecord};
+use crate::store::{Outcome, RecordState, Store, TrialRecord};
 
 impl AdaptiveConfig {
     /// The next grid line beyond `edge` of `grid`: one log step (that of the two outermost
@@ -114,6 +114,13 @@ pub struct Stage {
     pub trials: Vec<TrialSpec>,
 }
 
+impl fmt::Display for Stage {
+    /// Its kind and size: `extension 2 28`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.trials.len())
+    }
+}
+
 impl fmt::Display for StageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -122,6 +129,15 @@ impl fmt::Display for StageKind {
             StageKind::Refinement => f.write_str("refinement"),
         }
     }
+}
+
+/// The stages of `config` as the finished records in `store` (if any) plan them; corrupt records
+/// count as missing, without a warning (the sweep that reruns them gives one).
+pub fn stages_in(config: &SweepConfig, store: Option<&Store>) -> Vec<Stage> {
+    stages(config, |t| match store?.state(&t.id()) {
+        RecordState::Finished(record) => Some(*record),
+        _ => None,
+    })
 }
 
 /// A pair being extended: its trials so far and where it stands.

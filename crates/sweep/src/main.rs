@@ -20,7 +20,7 @@ use loraplus::run::device::device;
 use loraplus::run::setup::load_config;
 use loraplus::run::sweep::{self, SweepOptions};
 use loraplus::run::trial::CODE_VERSION;
-use loraplus::store::{RecordState, Store};
+use loraplus::store::Store;
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
 #[derive(Parser)]
@@ -304,10 +304,7 @@ fn default_out(config: &Path) -> PathBuf {
 fn plan(path: &Path, list: bool, out: Option<&Path>) -> Result<()> {
     let config = load_config(path)?.config;
     let store = out.map(Store::at);
-    let stages = adaptive::stages(&config, |t| match store.as_ref()?.state(&t.id()) {
-        RecordState::Finished(record) => Some(*record),
-        _ => None,
-    });
+    let stages = adaptive::stages_in(&config, store.as_ref());
     let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     println!("{}: {} trials", config.name, trials.len());
     println!("  eta_A:  {:?}", config.grid.eta_a.values());
@@ -378,10 +375,7 @@ fn print_stages(config: &SweepConfig, stages: &[Stage], out: Option<&Path>) {
             ""
         }
     );
-    let stages: Vec<String> = stages
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.trials.len()))
-        .collect();
+    let stages: Vec<String> = stages.iter().map(Stage::to_string).collect();
     match out {
         Some(out) => println!(
             "  stages planned from the results in {}: {}",

@@ -86,9 +86,9 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     kept.retain(|id, _| trial_ids.contains(id));
     let foreign = before - kept.len();
 
+    let settings = first.store.report_settings()?;
     let store = Store::open(out)?;
     store.save_config(&first.config.text)?;
-    let settings = first.store.report_settings()?;
     store.save_report_settings(&settings)?;
     for record in kept.values() {
         if store.finished(&record.trial_id).as_ref() != Some(record) {

@@ -20,8 +20,8 @@ pub struct SweepStatus {
     pub dir: PathBuf,
     /// Trials in the config, and in the stages an adaptive sweep added from its results.
     pub total: usize,
-    /// Each stage's name and trial count (the grid alone, unless the config is adaptive).
-    pub stages: Vec<(String, usize)>,
+    /// Each stage's kind and trial count (the grid alone, unless the config is adaptive).
+    pub stages: Vec<String>,
     /// Finished normally.
     pub done: usize,
     /// Finished as diverged (a result).
@@ -43,10 +43,7 @@ pub struct SweepStatus {
 pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
     let store = Store::existing(dir)?;
     let config = ConfigFile::load(&store.config_path())?.config;
-    let stages = adaptive::stages(&config, |t| match store.state(&t.id()) {
-        RecordState::Finished(record) => Some(*record),
-        _ => None,
-    });
+    let stages = adaptive::stages_in(&config, Some(&store));
     let trials: Vec<&TrialSpec> = stages.iter().flat_map(|s| &s.trials).collect();
     let count = shards.or_else(|| {
         store
@@ -67,7 +64,7 @@ pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
         name: config.name.clone(),
         dir: dir.to_path_buf(),
         total: trials.len(),
-        stages: stages.iter().map(|s| (s.kind.to_string(), s.trials.len())).collect(),
+        stages: stages.iter().map(ToString::to_string).collect(),
         ..Default::default()
     };
     let mut missing_shards = Vec::new();
@@ -97,8 +94,7 @@ impl fmt::Display for SweepStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {} trials in {}", self.name, self.total, self.dir.display())?;
         if self.stages.len() > 1 {
-            let stages: Vec<String> = self.stages.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
-            writeln!(f, "stages so far: {}", stages.join(", "))?;
+            writeln!(f, "stages so far: {}", self.stages.join(", "))?;
         }
         let corrupt = if self.corrupt > 0 {
             format!(" ({} with a corrupt record)", self.corrupt)

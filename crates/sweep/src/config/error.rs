@@ -48,8 +48,13 @@ impl KeyPath {
             span = Some(found_span);
             value = Some(found);
         }
-        span.map(|span| text[..span.start].matches('\n').count() + 1)
+        span.map(|span| line_at(text, span.start))
     }
+}
+
+/// The 1-based line of byte `offset` of `text`.
+pub(super) fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
 }
 
 /// The span of `key` in `table` and its value.

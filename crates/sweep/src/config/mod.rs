@@ -351,7 +351,7 @@ impl ConfigFile {
     /// Parses and validates config `text` (`path` names it in errors).
     pub fn parse(text: String, path: &Path) -> Result<Self, ConfigError> {
         let config: SweepConfig = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            let line = e.span().map(|span| error::line_at(&text, span.start));
             // Quote the offending line: serde's messages for scalar-or-list keys name no key.
             let quoted = line
                 .and_then(|l| text.lines().nth(l - 1))
@@ -474,7 +474,7 @@ impl SweepConfig {
     /// task) pairs, seeds, eta_A values, ratios (counting the ratio 1 that expansion adds and the
     /// head-only baseline), and every list-valued training and adapter key. Nothing is expanded
     /// to count them.
-    pub fn sizes(&self) -> Vec<(String, usize)> {
+    fn sizes(&self) -> Vec<(String, usize)> {
         let ratios = self
             .grid
             .ratio

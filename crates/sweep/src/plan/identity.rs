@@ -98,9 +98,9 @@ impl TrialSpec {
         BaseKey::of(&self.model, self.pretrain_task.as_ref())
     }
 
-    /// Whether `key` is one of its training (not adapter) settings.
+    /// Whether numeric setting `key` is a training (not an adapter) setting, set or not.
     pub fn is_train_key(&self, key: &str) -> bool {
-        self.train.settings().iter().any(|(k, _)| *k == key)
+        !self.lora.settings().iter().any(|(k, _)| *k == key)
     }
 }
 
@@ -135,7 +135,7 @@ pub fn label(spec: &TrialSpec, keys: &[&str]) -> String {
 /// `items` (adapter trials, or their records) grouped into pairs, in the order the pairs first
 /// appear: by (model, task), then by the values of the settings that vary among that (model,
 /// task)'s items.
-pub fn group_pairs<'a, T>(items: &'a [T], spec: impl Fn(&T) -> &TrialSpec) -> Vec<(PairKey, Vec<&'a T>)> {
+pub fn group_pairs<T>(items: &[T], spec: impl Fn(&T) -> &TrialSpec) -> Vec<(PairKey, Vec<&T>)> {
     let mut by_name: BTreeMap<PairName, Vec<&TrialSpec>> = BTreeMap::new();
     for item in items {
         by_name.entry(spec(item).pair_name()).or_default().push(spec(item));

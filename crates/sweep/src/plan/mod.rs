@@ -7,7 +7,7 @@ pub mod shard;
 mod spec;
 
 pub use identity::{BaseKey, FamilyKey, PairKey, PairName, group_pairs, groups, label, varying_keys};
-pub use spec::{Method, TrialSpec, digest};
+pub use spec::{Method, TrialSpec};
 
 use crate::config::{LoraSection, Section, SweepConfig};
 

@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use crate::adaptive::{self, Stage};
 use crate::analysis::{self, Findings, Pair, scaling};
 use crate::config::{ConfigFile, ReportSettings, SweepConfig};
-use crate::plan::PairName;
 use crate::store::{Store, make_atomic, write_atomic};
 
 /// Writes every CSV and PNG for the records in `store`, and returns the printed summary.
@@ -68,12 +67,12 @@ fn write_pair_plots(
     store: &Store,
     pairs: &[Pair],
     settings: &ReportSettings,
-    recorded: &BTreeMap<PairName, (usize, usize)>,
+    recorded: &BTreeMap<String, (usize, usize)>,
 ) -> Result<()> {
     for pair in pairs {
         let slug = pair.slug();
         let progress = recorded
-            .get(&pair.key.name)
+            .get(&pair.key.name.to_string())
             .copied()
             .filter(|(recorded, planned)| recorded < planned);
         make_atomic(&store.dir().join(format!("heatmap_{slug}.png")), |tmp| {
@@ -90,16 +89,16 @@ fn write_pair_plots(
 /// readable `config.toml`.
 fn planned(store: &Store) -> Option<(SweepConfig, Vec<Stage>)> {
     let config = ConfigFile::load(&store.config_path()).ok()?.config;
-    let stages = adaptive::stages(&config, |t| store.finished(&t.id()));
+    let stages = adaptive::stages_in(&config, Some(store));
     Some((config, stages))
 }
 
-/// Per (model, task), how many of its planned trials (`stages`) have a finished record:
-/// `(recorded, planned)`.
-fn recorded_by_pair(store: &Store, stages: &[Stage]) -> BTreeMap<PairName, (usize, usize)> {
-    let mut by_pair: BTreeMap<PairName, (usize, usize)> = BTreeMap::new();
+/// Per (model, task), by its `model/task` name, how many of its planned trials (`stages`) have a
+/// finished record: `(recorded, planned)`.
+fn recorded_by_pair(store: &Store, stages: &[Stage]) -> BTreeMap<String, (usize, usize)> {
+    let mut by_pair: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for trial in stages.iter().flat_map(|s| &s.trials) {
-        let entry = by_pair.entry(trial.pair_name()).or_default();
+        let entry = by_pair.entry(trial.pair_name().to_string()).or_default();
         entry.1 += 1;
         if store.finished(&trial.id()).is_some() {
             entry.0 += 1;

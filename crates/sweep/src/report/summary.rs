@@ -10,7 +10,6 @@ use crate::analysis::scaling::WidthScaling;
 use crate::analysis::stats::Estimate;
 use crate::analysis::{self, DEFAULT_RATIO, Findings, Pair, speedup};
 use crate::config::{Protocol, ReportSettings, SweepConfig};
-use crate::plan::PairName;
 use crate::store::{Outcome, TrialRecord};
 
 /// `[low, high]` of an estimate to `digits` decimals, as the summary shows it.
@@ -327,10 +326,7 @@ pub fn adaptive(config: &SweepConfig, stages: &[Stage]) -> String {
         .filter(|s| matches!(s.kind, StageKind::Extension(_)))
         .count();
     let added: usize = stages.iter().skip(1).map(|s| s.trials.len()).sum();
-    let listed: Vec<String> = stages
-        .iter()
-        .map(|s| format!("{} {}", s.kind, s.trials.len()))
-        .collect();
+    let listed: Vec<String> = stages.iter().map(Stage::to_string).collect();
     format!(
         "adaptive: the grid was extended in {rounds} round(s), {added} trials added (stages: {})\n",
         listed.join(", ")
@@ -339,7 +335,7 @@ pub fn adaptive(config: &SweepConfig, stages: &[Stage]) -> String {
 
 /// The pairs whose planned trials are not all recorded yet (a running or interrupted sweep): the
 /// report covers only the records present, so their best cells and ratios may still change.
-pub fn incomplete(recorded: &BTreeMap<PairName, (usize, usize)>) -> String {
+pub fn incomplete(recorded: &BTreeMap<String, (usize, usize)>) -> String {
     let missing: Vec<String> = recorded
         .iter()
         .filter(|(_, (recorded, planned))| recorded < planned)

@@ -54,10 +54,10 @@ impl BaseInfo {
     }
 }
 
-/// Adds to `bases` the checkpoints `trials` start from, loaded and checked against the data their tasks read
-/// (token ids within the vocabulary, sequences within the position table). Needs no output
-/// folder, so a sweep calls it before writing anything: a corrupt checkpoint or a mismatched
-/// tokenizer leaves results untouched.
+/// Adds to `bases` the checkpoints `trials` start from, loaded and checked against the data
+/// their tasks read (token ids within the vocabulary, sequences within the position table).
+/// Needs no output folder, so a sweep calls it before writing anything: a corrupt checkpoint or
+/// a mismatched tokenizer leaves results untouched.
 pub fn load_checkpoints(
     trials: &[TrialSpec],
     data: &DataCache,

@@ -51,7 +51,7 @@ impl DataCache {
 
 /// A task's splits: generated, or read from its files (text tokenized by `tokenizer`, the
 /// model's `tokenizer.json`). The same config always gives the same data.
-pub fn load(task: &TaskKind, tokenizer: Option<&Path>) -> Result<TaskData> {
+fn load(task: &TaskKind, tokenizer: Option<&Path>) -> Result<TaskData> {
     Ok(match task {
         TaskKind::Teacher(t) => t.generate(),
         TaskKind::BagOfTokens(t) => t.generate(),

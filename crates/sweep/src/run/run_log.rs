@@ -13,9 +13,10 @@ use crate::config::SweepConfig;
 use crate::plan::shard::Shard;
 use crate::store::{Manifest, Run, Store};
 
-/// The entry is written when the run starts and rewritten after every record, so a run that is
-/// killed (a session's time limit, a preempted node) still accounts for the trials it ran and
-/// their time. Shards of one sweep update their own entries in turn, under a lock.
+/// This invocation's entry in `manifest.json`. It is written when the run starts and rewritten
+/// after every record, so a run that is killed (a session's time limit, a preempted node) still
+/// accounts for the trials it ran and their time. Shards of one sweep update their own entries in
+/// turn, under a lock.
 pub struct RunLog<'a> {
     store: &'a Store,
     config: &'a SweepConfig,

@@ -13,7 +13,7 @@ use super::memory;
 use super::progress::Progress;
 use super::run_log::RunLog;
 use super::setup::Setup;
-use super::trial::{StartPoints, run_guarded};
+use super::trial::{StartPoints, run_group, run_guarded};
 use crate::adaptive;
 use crate::config::{ConfigFile, DeviceChoice, GroupSize, ReportSettings, SweepConfig};
 use crate::plan::{self, PairName, TrialSpec, shard::Shard};
@@ -129,10 +129,7 @@ pub fn sweep(file: &ConfigFile, out: &std::path::Path, options: SweepOptions) ->
 /// The trials this process owns, stage by stage (see [`adaptive::stages`]), and those of them
 /// still to run, pair by pair.
 fn owned_and_pending(config: &SweepConfig, store: &Store, options: SweepOptions) -> (Vec<TrialSpec>, Vec<TrialSpec>) {
-    let stages = adaptive::stages(config, |t| match store.state(&t.id()) {
-        RecordState::Finished(record) => Some(*record),
-        _ => None,
-    });
+    let stages = adaptive::stages_in(config, Some(store));
     let owned: Vec<TrialSpec> = stages
         .iter()
         .flat_map(|stage| match options.shard {
@@ -162,7 +159,7 @@ fn check_same_sweep(store: &Store, file: &ConfigFile) -> Result<()> {
     if text == file.text {
         return Ok(());
     }
-    let stages = adaptive::stages(&file.config, |t| store.finished(&t.id()));
+    let stages = adaptive::stages_in(&file.config, Some(store));
     let planned: std::collections::HashSet<String> =
         stages.iter().flat_map(|s| s.trials.iter().map(TrialSpec::id)).collect();
     let records = store.records()?;
@@ -174,6 +171,9 @@ fn check_same_sweep(store: &Store, file: &ConfigFile) -> Result<()> {
     let parse = |text: &str| text.parse::<toml::Table>().map(toml::Value::Table);
     if let (Ok(old), Ok(new)) = (parse(&text), parse(&file.text)) {
         differing_keys(&old, &new, "", &mut differences);
+    }
+    if differences.is_empty() {
+        differences.push("no key (its records came from elsewhere)".into());
     }
     anyhow::bail!(
         "{} holds {foreign} of its {} records from trials this config does not plan; it differs from \
@@ -290,10 +290,12 @@ fn run_trials(
                             continue;
                         }
                     };
-                    if group.is_empty() {
-                        continue;
-                    }
-                    for record in run_guarded(&group, setup.device(), || setup.run(&group, start_points)) {
+                    let Some(spec) = group.first() else { continue };
+                    // Looked up outside the guard: a missing base or data is this code's bug, not
+                    // a trial's failure to record.
+                    let (base, data) = (setup.base(spec), setup.data(spec));
+                    let run = || run_group(&group, base, data, setup.device(), start_points);
+                    for record in run_guarded(&group, setup.device(), run) {
                         if let Err(error) = store.save(&record) {
                             fail(format!("trial {}: {error:#}", record.trial_id));
                         }

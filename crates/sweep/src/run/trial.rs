@@ -124,7 +124,7 @@ impl StartPoints {
 }
 
 /// The record of a trial that could not run (an error or a panic).
-pub fn failed_record(spec: &TrialSpec, message: String, device: &Device, group_size: usize) -> TrialRecord {
+fn failed_record(spec: &TrialSpec, message: String, device: &Device, group_size: usize) -> TrialRecord {
     TrialRecord {
         trial_id: spec.id(),
         status: Status::Failed,

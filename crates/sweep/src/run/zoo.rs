@@ -24,9 +24,9 @@ pub enum Classifier {
     Bert(BertClassifier),
 }
 
-/// The model of architecture `kind` for inputs of `shape`: randomly initialised, or for a checkpoint its pretrained
-/// encoder (with `load_weights`; without, a random one of the same shape, enough to check
-/// that adapters fit). The head is random.
+/// The model of architecture `kind` for inputs of `shape`: randomly initialised, or for a
+/// checkpoint its pretrained encoder (with `load_weights`; without, a random one of the same
+/// shape, enough to check that adapters fit). The head is random.
 pub fn build(
     kind: &ModelKind,
     shape: &InputShape,
