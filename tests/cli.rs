@@ -39,21 +39,36 @@ fn tiny_sweep_writes_every_report_with_the_right_row_counts() {
         assert!(is_png(&out.join(format!("curves_{pair}.png"))), "curves of {pair}");
     }
     assert!(is_png(&out.join("ratio_distribution.png")));
-    assert_eq!(fs::read_dir(out.join("trials")).unwrap().count(), 32);
+    assert_eq!(records(&out).len(), 32);
+
+    // Every adapter trial that trained to the end keeps its adapter, in PEFT's layout, whose
+    // weights the record's digest names; head-only baselines have none.
+    let mut adapters = 0;
+    for (id, record) in records(&out) {
+        let dir = out.join("trials").join(&id);
+        if record["spec"]["method"] == "head_only" || record["status"] != "ok" {
+            assert!(!dir.exists() && record["adapter_sha256"].is_null(), "{id}");
+            continue;
+        }
+        let config: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("adapter_config.json")).unwrap()).unwrap();
+        assert_eq!(config["peft_type"], "LORA");
+        assert_eq!(config["r"], 2);
+        assert_eq!(config["modules_to_save"], serde_json::json!(["head"]));
+        let labels: Vec<String> = serde_json::from_slice(&fs::read(dir.join("labels.json")).unwrap()).unwrap();
+        assert_eq!(labels, ["0", "1", "2"]);
+        let weights = fs::read(dir.join("adapter_model.safetensors")).unwrap();
+        assert_eq!(
+            record["adapter_sha256"].as_str(),
+            Some(sha256(&weights).as_str()),
+            "{id}"
+        );
+        adapters += 1;
+    }
+    assert_eq!(adapters, 24, "2 pairs x 2 seeds x 2 eta_A x 3 ratios");
 
     // Every record carries its config, seed, code version and backend.
-    let record: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(
-            fs::read_dir(out.join("trials"))
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let record = records(&out).into_values().next().unwrap();
     assert!(record["spec"]["seed"].is_u64() && record["spec"]["train"]["steps"] == 40);
     assert_eq!(record["provenance"]["backend"], "flex");
     let accuracy = &record["accuracy"];
@@ -108,6 +123,12 @@ fn an_absurd_learning_rate_is_recorded_as_diverged_and_the_sweep_completes() {
     let absurd: Vec<&csv::StringRecord> = rows.iter().filter(|r| &r[eta] == "10000").collect();
     assert!(!absurd.is_empty());
     assert!(absurd.iter().any(|r| &r[status] == "diverged"), "eta_A = 1e4 diverges");
+    for row in rows.iter().filter(|r| &r[status] == "diverged") {
+        assert!(
+            !out.join("trials").join(&row[0]).exists(),
+            "a diverged trial saves no adapter"
+        );
+    }
     assert!(
         rows.iter()
             .filter(|r| &r[eta] == "0.01")
@@ -123,7 +144,8 @@ fn a_list_valued_setting_becomes_an_axis_and_splits_the_report() {
     let text = TINY
         .replace("seeds = [0, 1]", "seeds = [0]")
         .replace("eta_a = [1e-3, 1e-2]", "eta_a = [1e-2]")
-        .replace("\nrank = 2", "\nrank = [2, 4]");
+        .replace("\nrank = 2", "\nrank = [2, 4]")
+        .replace("top_k = 2", "top_k = 2\nsave_adapters = \"none\"");
     let config = write_config(dir.path(), "tiny.toml", &text);
     let plan = String::from_utf8(loraplus(&["plan", config.to_str().unwrap()]).stdout).unwrap();
     // Per pair: 2 ranks x (ratios 1, 4, 16) + 1 head-only baseline (it has no rank).
@@ -139,6 +161,11 @@ fn a_list_valued_setting_becomes_an_axis_and_splits_the_report() {
     let labels: std::collections::BTreeSet<String> = csv_rows(&best).iter().map(|r| r[axes].to_string()).collect();
     assert_eq!(labels.into_iter().collect::<Vec<_>>(), ["rank=2", "rank=4"]);
     assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-2.png")));
+    let files = fs::read_dir(out.join("trials")).unwrap().map(|e| e.unwrap().path());
+    assert!(
+        files.into_iter().all(|p| p.extension().is_some_and(|e| e == "json")),
+        "save_adapters = \"none\""
+    );
     assert!(is_png(&out.join("heatmap_mlp_shift-a_rank-4.png")));
 }
 

@@ -116,6 +116,10 @@ fn shards_run_on_separate_machines_merge_into_the_local_result() {
     let (counts, text) = status(&merged);
     assert_eq!(counts["missing"], 0, "{text}");
     assert_eq!(counts["done"] + counts["diverged"], 32, "{text}");
+    assert!(
+        text.contains("adapters: 24 whole, 0 missing, 0 corrupt"),
+        "merge copies the adapters: {text}"
+    );
 
     // Merging again (the merged directory with a shard it already holds) duplicates nothing.
     let output = ok(&["merge", s(&shard_dirs[0]), "--out", s(&merged)]);
@@ -173,10 +177,11 @@ fn two_processes_sweeping_one_directory_run_each_trial_once() {
         .map(|o| stderr(o).matches("pretraining base").count())
         .sum::<usize>();
     assert_eq!(pretrained, 1, "the shared base is pretrained once");
+    // Beside each record only its adapter folder.
     let leftovers: Vec<_> = fs::read_dir(out.join("trials"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.ends_with(".json"))
+        .filter(|name| !name.ends_with(".json") && !records.contains_key(name))
         .collect();
     assert!(leftovers.is_empty(), "no lock or temporary files left: {leftovers:?}");
 
@@ -223,6 +228,38 @@ fn a_corrupt_record_is_reported_kept_aside_and_its_trial_run_again() {
     );
     assert_same_results(&truncated, &before, &after);
     assert_eq!(status(&out).0["missing"], 0);
+}
+
+#[test]
+fn a_missing_or_corrupt_adapter_is_reported_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = tiny_sweep(dir.path());
+    let (_, text) = status(&out);
+    assert!(text.contains("adapters: 24 whole, 0 missing, 0 corrupt"), "{text}");
+    let with_adapter: Vec<String> = records(&out)
+        .into_iter()
+        .filter(|(_, r)| r["adapter_sha256"].is_string())
+        .map(|(id, _)| id)
+        .take(2)
+        .collect();
+    let weights = out
+        .join("trials")
+        .join(&with_adapter[0])
+        .join("adapter_model.safetensors");
+    let bytes = fs::read(&weights).unwrap();
+    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    fs::remove_dir_all(out.join("trials").join(&with_adapter[1])).unwrap();
+    let (counts, text) = status(&out);
+    assert!(text.contains("adapters: 22 whole, 1 missing, 1 corrupt"), "{text}");
+    assert!(
+        text.contains(&format!("corrupt adapter: trial {}", with_adapter[0])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("missing adapter: trial {}", with_adapter[1])),
+        "{text}"
+    );
+    assert_eq!(counts["missing"], 0, "the records themselves are whole: {text}");
 }
 
 #[test]
@@ -285,7 +322,18 @@ fn repeated_kills_lose_nothing_and_the_resumed_sweep_matches_an_uninterrupted_on
         for (name, bytes) in &after {
             let record: serde_json::Value = serde_json::from_slice(bytes)
                 .unwrap_or_else(|e| panic!("{name} is not a whole record after a kill: {e}"));
-            assert_eq!(format!("{}.json", record["trial_id"].as_str().unwrap()), *name);
+            let id = record["trial_id"].as_str().unwrap();
+            assert_eq!(format!("{id}.json"), *name);
+            // Its adapter was written, whole, before it.
+            if record["spec"]["method"] == "lora" && record["status"] == "ok" {
+                let weights = fs::read(killed.join("trials").join(id).join("adapter_model.safetensors"))
+                    .unwrap_or_else(|e| panic!("{id}: no adapter beside its record after a kill: {e}"));
+                assert_eq!(
+                    record["adapter_sha256"].as_str(),
+                    Some(sha256(&weights).as_str()),
+                    "{id}"
+                );
+            }
         }
         for (name, bytes) in &before {
             assert_eq!(after.get(name), Some(bytes), "{name}: a finished record never changes");

@@ -82,7 +82,7 @@ fn run(file: &ConfigFile, device: &Device, store_dir: &Path) -> Vec<TrialRecord>
         .pretrain(&trials, &Store::open(store_dir).unwrap(), &|_| {})
         .unwrap();
     let group: Vec<_> = trials.iter().collect();
-    setup.run(&group, &StartPoints::default()).unwrap()
+    setup.run(&group, &StartPoints::default()).unwrap().records
 }
 
 /// Runs the config on the flex CPU backend and on `other` from the same base, and compares.

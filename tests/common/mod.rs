@@ -179,6 +179,12 @@ pub fn trained_to_the_end(status: &str) -> bool {
     status == "ok" || status == "no_learning"
 }
 
+/// The SHA-256 of `bytes`, in hex, as records name their adapters' weights.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn is_png(path: &Path) -> bool {
     fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000)
 }

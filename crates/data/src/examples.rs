@@ -11,8 +11,21 @@ pub struct TaskData {
     pub val: Split,
     /// Test examples.
     pub test: Split,
+    /// The class names, in class-index order: a text task's labels, a synthetic or image task's
+    /// class numbers.
+    pub labels: Vec<String>,
+}
+
+impl TaskData {
     /// Number of classes.
-    pub n_classes: usize,
+    pub fn n_classes(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// Class names `0`, `1`, ... for tasks whose classes are numbers.
+pub fn numbered_labels(n_classes: usize) -> Vec<String> {
+    (0..n_classes).map(|c| c.to_string()).collect()
 }
 
 /// Examples of one split.

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
-use crate::examples::{Inputs, Split, TaskData};
+use crate::examples::{Inputs, Split, TaskData, numbered_labels};
 use crate::images::{Images, LabelColumn, read_idx, read_pixel_csv};
 use crate::table::{Columns, Labels, TableFormat, TextRow, read_rows};
 use crate::text::TextEncoder;
@@ -233,7 +233,7 @@ impl TextTask {
             train: split(&train_rows, &train_labels, &plan.train)?,
             val: split(&train_rows, &train_labels, &plan.val)?,
             test,
-            n_classes: labels.len(),
+            labels: labels.names().to_vec(),
         })
     }
 }
@@ -276,7 +276,7 @@ impl ImageTask {
             train: image_split(&train, &plan.train),
             val: image_split(&train, &plan.val),
             test: image_split(test.as_ref().unwrap_or(&train), &plan.test),
-            n_classes: n_classes as usize,
+            labels: numbered_labels(n_classes as usize),
         })
     }
 }

@@ -11,7 +11,7 @@ pub mod table;
 pub mod text;
 
 pub use error::DataError;
-pub use examples::{Batch, BatchInput, Inputs, Split, TaskData};
+pub use examples::{Batch, BatchInput, Inputs, Split, TaskData, numbered_labels};
 pub use file_tasks::{ImageTask, TextTask};
 pub use images::{Images, LabelColumn, idx_from_bytes, pixel_csv_from_bytes, read_idx, read_pixel_csv};
 pub use synthetic::{BagOfTokensTask, TeacherTask};

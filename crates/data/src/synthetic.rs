@@ -11,7 +11,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::examples::{Inputs, Split, TaskData};
+use crate::examples::{Inputs, Split, TaskData, numbered_labels};
 
 /// `label = argmax(ReLU(x (W1 + s U V)) W2)`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -158,7 +158,7 @@ impl TeacherTask {
             train: split(self.n_train),
             val: split(self.n_val),
             test: split(self.n_test),
-            n_classes: c,
+            labels: numbered_labels(c),
         }
     }
 }
@@ -198,7 +198,7 @@ impl BagOfTokensTask {
             train: split(self.n_train),
             val: split(self.n_val),
             test: split(self.n_test),
-            n_classes: c,
+            labels: numbered_labels(c),
         }
     }
 }

@@ -109,7 +109,7 @@ mod text_tasks {
         let encoder = encoder(32);
         let data = task("sentences.csv", None).load(&encoder).unwrap();
         assert_eq!(
-            (data.train.len(), data.val.len(), data.test.len(), data.n_classes),
+            (data.train.len(), data.val.len(), data.test.len(), data.n_classes()),
             (7, 2, 3, 2)
         );
         let again = task("sentences.csv", None).load(&encoder).unwrap();

@@ -34,6 +34,7 @@ pub fn record(eta_a: f64, ratio: f64, seed: u64, accuracy: f64, majority: f64) -
             cpu: String::new(),
             finished_at: 0,
         },
+        adapter_sha256: None,
         spec,
     }
 }

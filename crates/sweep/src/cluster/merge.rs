@@ -12,7 +12,7 @@ use crate::adaptive;
 use crate::config::ConfigFile;
 use crate::plan;
 use crate::report;
-use crate::store::{Manifest, Status, Store, TrialRecord, write_atomic};
+use crate::store::{AdapterState, Manifest, Status, Store, TrialRecord, write_atomic};
 
 /// What a merge did.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct MergeSummary {
     pub conflicts: Vec<String>,
     /// Records that are not trials of the config, left out.
     pub foreign: usize,
+    /// Records whose adapter was missing or corrupt where the record came from.
+    pub broken_adapters: Vec<String>,
     /// The report's printed summary.
     pub report: String,
 }
@@ -80,7 +82,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     let first = &read[0];
     let (mut kept, duplicates, conflicts) = keep_each_trial_once(&read);
     // The sweep's trials: its grid and, if it is adaptive, the stages the merged records plan.
-    let stages = adaptive::stages(&first.config.config, |t| kept.get(&t.id()).cloned());
+    let stages = adaptive::stages(&first.config.config, |t| kept.get(&t.id()).map(|(r, _)| r.clone()));
     let trial_ids: BTreeSet<String> = stages.iter().flat_map(|s| s.trials.iter().map(|t| t.id())).collect();
     let before = kept.len();
     kept.retain(|id, _| trial_ids.contains(id));
@@ -90,10 +92,22 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     let store = Store::open(out)?;
     store.save_config(&first.config.text)?;
     store.save_report_settings(&settings)?;
-    for record in kept.values() {
-        if store.finished(&record.trial_id).as_ref() != Some(record) {
-            store.save(record)?;
+    let mut broken_adapters = Vec::new();
+    for (record, source) in kept.values() {
+        if store.finished(&record.trial_id).as_ref() == Some(record) {
+            continue;
         }
+        // The adapter first, then its record, as a sweep writes them.
+        let from = &read[*source].store;
+        match from.adapter_state(record) {
+            AdapterState::None => {}
+            AdapterState::Whole => {
+                let dir = from.trial_dir(&record.trial_id);
+                store.save_trial_dir(&record.trial_id, |tmp| copy_files(&dir, tmp))?;
+            }
+            AdapterState::Missing | AdapterState::Corrupt => broken_adapters.push(record.trial_id.clone()),
+        }
+        store.save(record)?;
     }
     let others: Vec<&Source> = read.iter().filter(|s| !same_dir(s.dir(), out)).collect();
     for source in &others {
@@ -116,6 +130,7 @@ pub fn merge(sources: &[PathBuf], out: &Path) -> Result<MergeSummary> {
         duplicates,
         conflicts,
         foreign,
+        broken_adapters,
         report: report::write_reports(&store, &settings)?,
     })
 }
@@ -150,15 +165,15 @@ fn check_one_sweep(read: &[Source]) -> Result<()> {
     Ok(())
 }
 
-/// One record per trial over all sources, how many were found more than once, and the
-/// duplicates whose copies disagree.
-fn keep_each_trial_once(read: &[Source]) -> (BTreeMap<String, TrialRecord>, usize, Vec<String>) {
-    let mut kept: BTreeMap<String, TrialRecord> = BTreeMap::new();
+/// One record per trial over all sources, with the index of the source it came from; how many
+/// were found more than once, and the duplicates whose copies disagree.
+fn keep_each_trial_once(read: &[Source]) -> (BTreeMap<String, (TrialRecord, usize)>, usize, Vec<String>) {
+    let mut kept: BTreeMap<String, (TrialRecord, usize)> = BTreeMap::new();
     let (mut duplicates, mut conflicts) = (0, Vec::new());
-    for source in read {
+    for (index, source) in read.iter().enumerate() {
         for record in &source.records {
-            let Some(existing) = kept.get(&record.trial_id) else {
-                kept.insert(record.trial_id.clone(), record.clone());
+            let Some((existing, _)) = kept.get(&record.trial_id) else {
+                kept.insert(record.trial_id.clone(), (record.clone(), index));
                 continue;
             };
             duplicates += 1;
@@ -172,7 +187,7 @@ fn keep_each_trial_once(read: &[Source]) -> (BTreeMap<String, TrialRecord>, usiz
                 ));
             }
             if existing.status == Status::Failed && record.status != Status::Failed {
-                kept.insert(record.trial_id.clone(), record.clone());
+                kept.insert(record.trial_id.clone(), (record.clone(), index));
             }
         }
     }
@@ -196,6 +211,16 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// Copies the files of folder `from` into folder `to`.
+fn copy_files(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let path = entry?.path();
+        fs::copy(&path, to.join(path.file_name().expect("a file")))
+            .with_context(|| format!("cannot copy {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Copies `from`'s cached pretrained bases that `to` lacks, so a sweep resumed in `to` does not
@@ -230,6 +255,12 @@ impl fmt::Display for MergeSummary {
         )?;
         for conflict in &self.conflicts {
             writeln!(f, "  conflict: {conflict}")?;
+        }
+        for id in &self.broken_adapters {
+            writeln!(
+                f,
+                "  trial {id}: its adapter is missing or corrupt where its record came from"
+            )?;
         }
         write!(f, "{}", self.report)
     }

@@ -9,7 +9,7 @@ use crate::adaptive;
 use crate::config::ConfigFile;
 use crate::plan::TrialSpec;
 use crate::plan::shard::{self, range_list};
-use crate::store::{RecordState, Status, Store};
+use crate::store::{AdapterState, RecordState, Status, Store};
 
 /// The state of every trial of a sweep directory's config.
 #[derive(Debug, Default, PartialEq)]
@@ -36,6 +36,12 @@ pub struct SweepStatus {
     pub corrupt: usize,
     /// Shard count, and the shards that own a missing trial.
     pub shards: Option<(usize, Vec<usize>)>,
+    /// Records whose adapter is there and whole.
+    pub adapters: usize,
+    /// Records whose adapter is missing.
+    pub adapters_missing: Vec<String>,
+    /// Records whose adapter does not match the record's digest.
+    pub adapters_corrupt: Vec<String>,
 }
 
 /// Reads `dir` (written by `loraplus sweep`) against its `config.toml`. The shard count is
@@ -71,11 +77,19 @@ pub fn status(dir: &Path, shards: Option<usize>) -> Result<SweepStatus> {
     for (position, trial) in trials.iter().enumerate() {
         let id = trial.id();
         match store.state(&id) {
-            RecordState::Finished(record) => match record.status {
-                Status::Ok => status.done += 1,
-                Status::Diverged => status.diverged += 1,
-                Status::Failed => status.failed += 1,
-            },
+            RecordState::Finished(record) => {
+                match record.status {
+                    Status::Ok => status.done += 1,
+                    Status::Diverged => status.diverged += 1,
+                    Status::Failed => status.failed += 1,
+                }
+                match store.adapter_state(&record) {
+                    AdapterState::None => {}
+                    AdapterState::Whole => status.adapters += 1,
+                    AdapterState::Missing => status.adapters_missing.push(id),
+                    AdapterState::Corrupt => status.adapters_corrupt.push(id),
+                }
+            }
             _ if store.is_running(&id) => status.running += 1,
             state => {
                 status.missing += 1;
@@ -109,6 +123,21 @@ impl fmt::Display for SweepStatus {
             ("missing", self.missing, corrupt),
         ] {
             writeln!(f, "  {what:<9}{n:>6}{note}")?;
+        }
+        let broken = self.adapters_missing.len() + self.adapters_corrupt.len();
+        if self.adapters + broken > 0 {
+            writeln!(
+                f,
+                "adapters: {} whole, {} missing, {} corrupt",
+                self.adapters,
+                self.adapters_missing.len(),
+                self.adapters_corrupt.len()
+            )?;
+            for (what, ids) in [("missing", &self.adapters_missing), ("corrupt", &self.adapters_corrupt)] {
+                for id in ids {
+                    writeln!(f, "  {what} adapter: trial {id} (trials/{id}/)")?;
+                }
+            }
         }
         match &self.shards {
             Some((count, missing)) if !missing.is_empty() => {

@@ -52,6 +52,11 @@ pub struct SweepConfig {
     /// `"auto"` (as many as fit in memory) or a number; 1 runs every trial alone. Default: auto.
     #[serde(default)]
     pub group_size: GroupSize,
+    /// Which trials keep their trained adapter, in PEFT's layout beside their record
+    /// (`trials/<id>/`): `"all"` (every adapter trial that trained to the end) or `"none"`.
+    /// Default: all.
+    #[serde(default)]
+    pub save_adapters: SaveAdapters,
     /// The learning-rate grid.
     pub grid: GridConfig,
     /// Extend the grid where a pair's best cell lies on its edge (see [`crate::adaptive`]).
@@ -158,6 +163,17 @@ impl DeviceChoice {
             DeviceChoice::Wgpu => "wgpu",
         }
     }
+}
+
+/// Which trained adapters a sweep keeps.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveAdapters {
+    /// Every adapter trial that trained to the end (diverged and failed trials have none).
+    #[default]
+    All,
+    /// None: records only.
+    None,
 }
 
 /// How many trials train together in one stacked pass.

@@ -34,7 +34,7 @@ impl DataCache {
                     data.train.len(),
                     data.val.len(),
                     data.test.len(),
-                    data.n_classes,
+                    data.n_classes(),
                     started.elapsed().as_secs_f64()
                 ));
                 cache.insert(key, data);
@@ -72,6 +72,6 @@ pub fn input_shape(task: &TaskKind, data: &TaskData) -> InputShape {
     };
     InputShape {
         features,
-        n_classes: data.n_classes,
+        n_classes: data.n_classes(),
     }
 }

@@ -3,6 +3,7 @@
 //! ([`trial`], through the loop in [`train`]); a whole sweep in parallel, resumable, claimed
 //! trial by trial ([`sweep`]); and the throughput bench ([`bench`]).
 
+pub mod adapters;
 pub mod bases;
 pub mod bench;
 pub mod data;

@@ -12,11 +12,11 @@ use loraplus_model::{AttachConfig, LoraConfig, LoraError, attach, init};
 
 use super::bases::{Bases, load_checkpoints, pretrain_bases};
 use super::data::{DataCache, input_shape};
-use super::trial::{StartPoints, run_group};
+use super::trial::{StartPoints, Trained, run_group};
 use super::zoo::{self, Classifier};
 use crate::config::{ConfigError, ConfigFile, InputShape, Invalid, SweepConfig, TaskConfig};
 use crate::plan::TrialSpec;
-use crate::store::{Store, TrialRecord};
+use crate::store::Store;
 
 /// Loads the config at `path` for a command that trains or plans training (`plan`, `sweep`,
 /// `slurm`, `bench`): parsed and validated, then each model built once, as a throwaway, to check
@@ -149,7 +149,7 @@ impl<'a> Setup<'a> {
     }
 
     /// Runs `group` (one family's trials) as one stacked computation; see [`run_group`].
-    pub fn run(&self, group: &[&TrialSpec], start_points: &StartPoints) -> Result<Vec<TrialRecord>> {
+    pub fn run(&self, group: &[&TrialSpec], start_points: &StartPoints) -> Result<Trained> {
         let spec = group[0];
         run_group(group, self.base(spec), self.data(spec), &self.device, start_points)
     }

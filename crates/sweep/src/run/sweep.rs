@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 
+use super::adapters;
 use super::device::device;
 use super::memory;
 use super::progress::Progress;
@@ -295,7 +296,15 @@ fn run_trials(
                     // a trial's failure to record.
                     let (base, data) = (setup.base(spec), setup.data(spec));
                     let run = || run_group(&group, base, data, setup.device(), start_points);
-                    for record in run_guarded(&group, setup.device(), run) {
+                    let trained = run_guarded(&group, setup.device(), run);
+                    for (k, mut record) in trained.records.iter().cloned().enumerate() {
+                        // The adapter first: a record is saved only after its adapter, whole.
+                        if adapters::keeps(config.save_adapters, &record)
+                            && let Some(model) = trained.member(k)
+                            && let Err(error) = adapters::save(store, &mut record, &model, &data.labels)
+                        {
+                            fail(format!("{error:#}"));
+                        }
                         if let Err(error) = store.save(&record) {
                             fail(format!("trial {}: {error:#}", record.trial_id));
                         }

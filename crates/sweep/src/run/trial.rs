@@ -24,6 +24,22 @@ use crate::store::{Accuracies, Provenance, Status, TrialRecord};
 /// The code version baked in at build time.
 pub const CODE_VERSION: &str = env!("LORAPLUS_CODE_VERSION");
 
+/// What a stacked group trained: one record per trial and the model holding every member.
+pub struct Trained {
+    /// One record per trial of the group, in its order.
+    pub records: Vec<TrialRecord>,
+    /// The stacked model as training left it; none when the group could not run.
+    pub model: Option<Classifier>,
+}
+
+impl Trained {
+    /// Trial `k`'s own trained model (member `k` of the stack).
+    pub fn member(&self, k: usize) -> Option<Classifier> {
+        let model = self.model.clone()?;
+        Some(members::member(model, k, self.records.len()))
+    }
+}
+
 /// Runs `group` (one family's trials, which differ only in eta_A and ratio) from
 /// `base` as one stacked computation and returns one record per trial, each as the trial alone
 /// would have produced it. A diverging trial is a result (status `diverged`), not an error; an
@@ -34,7 +50,7 @@ pub fn run_group(
     data: &TaskData,
     device: &Device,
     start_points: &StartPoints,
-) -> Result<Vec<TrialRecord>> {
+) -> Result<Trained> {
     let started = Instant::now();
     let spec = group[0];
     let k = group.len();
@@ -61,8 +77,8 @@ pub fn run_group(
     let outcome = with_member_dropout(spec.seed ^ 0xd20f_0a75, k, || fit(model, optim, data, &plan, device));
     // The group's time, shared evenly: what each trial cost.
     let wall_seconds = started.elapsed().as_secs_f64() / k as f64;
-    let majority = data.test.majority_accuracy(data.n_classes);
-    Ok(group
+    let majority = data.test.majority_accuracy(data.n_classes());
+    let records = group
         .iter()
         .zip(outcome.members)
         .map(|(spec, member)| TrialRecord {
@@ -79,8 +95,13 @@ pub fn run_group(
             total_params,
             wall_seconds,
             provenance: provenance(device, k),
+            adapter_sha256: None,
         })
-        .collect())
+        .collect();
+    Ok(Trained {
+        records,
+        model: Some(outcome.model),
+    })
 }
 
 /// The model `spec` starts from, the same for every trial of its family: `base` with a fresh
@@ -88,7 +109,7 @@ pub fn run_group(
 /// trains.
 fn start_model(spec: &TrialSpec, base: &Classifier, data: &TaskData) -> Result<Classifier> {
     let mut rng = init::rng(spec.seed);
-    let model = base.clone().with_new_head(data.n_classes, &mut rng);
+    let model = base.clone().with_new_head(data.n_classes(), &mut rng);
     Ok(match spec.method {
         Method::Lora => attach(model, &attach_config(spec), &mut rng)?,
         Method::HeadOnly => {
@@ -139,6 +160,7 @@ fn failed_record(spec: &TrialSpec, message: String, device: &Device, group_size:
         total_params: 0,
         wall_seconds: 0.0,
         provenance: provenance(device, group_size),
+        adapter_sha256: None,
     }
 }
 
@@ -209,7 +231,8 @@ pub fn host_name() -> String {
         .unwrap_or_default()
 }
 
-fn attach_config(spec: &TrialSpec) -> AttachConfig {
+/// The adapters `spec` attaches, as the model crate (and PEFT's config) describe them.
+pub fn attach_config(spec: &TrialSpec) -> AttachConfig {
     let lora = &spec.lora;
     let config = LoraConfig::new(lora.rank.get())
         .with_alpha(lora.alpha.get())
@@ -235,21 +258,18 @@ fn optimizer_config(spec: &TrialSpec) -> LoraPlusConfig {
         .with_schedule(train.schedule.with_warmup(train.warmup_steps.get()))
 }
 
-/// The records `run` returns, or, if it fails or panics, a `failed` record for every trial of
-/// `group` with the reason: one bad group never stops a sweep.
-pub fn run_guarded(
-    group: &[&TrialSpec],
-    device: &Device,
-    run: impl FnOnce() -> Result<Vec<TrialRecord>>,
-) -> Vec<TrialRecord> {
-    let failed = |message: String| {
-        group
+/// What `run` trained, or, if it fails or panics, a `failed` record for every trial of `group`
+/// with the reason: one bad group never stops a sweep.
+pub fn run_guarded(group: &[&TrialSpec], device: &Device, run: impl FnOnce() -> Result<Trained>) -> Trained {
+    let failed = |message: String| Trained {
+        records: group
             .iter()
             .map(|spec| failed_record(spec, message.clone(), device, group.len()))
-            .collect()
+            .collect(),
+        model: None,
     };
     match catch_unwind(AssertUnwindSafe(run)) {
-        Ok(Ok(records)) => records,
+        Ok(Ok(trained)) => trained,
         Ok(Err(error)) => failed(format!("{error:#}")),
         Err(panic) => failed(format!("panicked: {}", panic_message(&panic))),
     }
@@ -360,7 +380,8 @@ mod tests {
     fn a_familys_trials_share_one_step_0_evaluation_and_record_what_evaluating_gives() {
         let (dir, file) = (tempfile::tempdir().unwrap(), config());
         let (trials, setup) = setup(&file, dir.path());
-        let run = |spec: &TrialSpec, start_points: &StartPoints| setup.run(&[spec], start_points).unwrap().remove(0);
+        let run =
+            |spec: &TrialSpec, start_points: &StartPoints| setup.run(&[spec], start_points).unwrap().records.remove(0);
         let shared = StartPoints::default();
         for spec in &trials {
             let alone = run(spec, &StartPoints::default());
@@ -378,8 +399,8 @@ mod tests {
         let trials = plan::expand(&crate::config::tiny_config(1));
         let group: Vec<&TrialSpec> = trials.iter().collect();
         let device = Device::flex();
-        let panicked = run_guarded(&group, &device, || panic!("index out of bounds: 7 >= 3"));
-        let errored = run_guarded(&group, &device, || Err(anyhow::anyhow!("no such file")));
+        let panicked = run_guarded(&group, &device, || panic!("index out of bounds: 7 >= 3")).records;
+        let errored = run_guarded(&group, &device, || Err(anyhow::anyhow!("no such file"))).records;
         for (records, message) in [
             (panicked, "panicked: index out of bounds: 7 >= 3"),
             (errored, "no such file"),

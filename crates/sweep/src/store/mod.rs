@@ -9,6 +9,8 @@
 //! DIR/sweep.json           the report settings
 //! DIR/manifest.json        every run that wrote into it
 //! DIR/trials/<id>.json     one record per finished trial
+//! DIR/trials/<id>/         its trained adapter, in PEFT's layout (adapter_model.safetensors,
+//!                          adapter_config.json) with its class names (labels.json)
 //! DIR/bases/<key>.bpk      pretrained bases (and <key>.json: how they were made)
 //! DIR/*.csv, DIR/*.png     reports, rebuilt from the records by `loraplus report DIR`
 //! ```
@@ -21,6 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 pub use manifest::{Manifest, Run};
 pub use record::{Accuracies, CurvePoint, Outcome, Provenance, Status, TrialRecord, learned};
@@ -165,6 +168,67 @@ impl Store {
         records.sort_by(|a, b| a.trial_id.cmp(&b.trial_id));
         Ok(records)
     }
+}
+
+/// The weights file of a trial's adapter folder (PEFT's name).
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+
+/// What a store holds of a trial's adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdapterState {
+    /// The record names no adapter (none saved, or a record from before adapters were saved).
+    None,
+    /// The weights are there and match the record's digest.
+    Whole,
+    /// The record names an adapter, but its folder or weights are missing.
+    Missing,
+    /// The weights are there but do not match the record's digest.
+    Corrupt,
+}
+
+impl Store {
+    /// `DIR/trials/<id>/`: what trial `trial_id` trained.
+    pub fn trial_dir(&self, trial_id: &str) -> PathBuf {
+        self.dir.join("trials").join(trial_id)
+    }
+
+    /// Writes trial `trial_id`'s folder whole or not at all: `write` fills a fresh temporary
+    /// folder beside it, whose files are flushed to disk before it is renamed into place (over an
+    /// older folder of a trial run again). A record is saved after its folder, so a record's
+    /// adapter is never half-written; a killed run leaves at most a temporary folder.
+    pub fn save_trial_dir(&self, trial_id: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        let target = self.trial_dir(trial_id);
+        let tmp = target.with_file_name(format!(".{trial_id}.{}.tmp", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        write(&tmp)?;
+        for entry in fs::read_dir(&tmp)? {
+            fs::File::open(entry?.path())?.sync_all()?;
+        }
+        if target.exists() {
+            let old = target.with_file_name(format!(".{trial_id}.{}.old", std::process::id()));
+            fs::rename(&target, &old)?;
+            fs::remove_dir_all(&old)?;
+        }
+        fs::rename(&tmp, &target).with_context(|| format!("cannot move {} to {}", tmp.display(), target.display()))
+    }
+
+    /// Whether `record`'s adapter is there, whole.
+    pub fn adapter_state(&self, record: &TrialRecord) -> AdapterState {
+        let Some(expected) = &record.adapter_sha256 else {
+            return AdapterState::None;
+        };
+        match fs::read(self.trial_dir(&record.trial_id).join(ADAPTER_WEIGHTS)) {
+            Err(_) => AdapterState::Missing,
+            Ok(bytes) if sha256(&bytes) == *expected => AdapterState::Whole,
+            Ok(_) => AdapterState::Corrupt,
+        }
+    }
+}
+
+/// The SHA-256 of `bytes`, in hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a store holds for one trial.

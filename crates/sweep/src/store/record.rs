@@ -35,6 +35,10 @@ pub struct TrialRecord {
     pub wall_seconds: f64,
     /// Where and with what it ran.
     pub provenance: Provenance,
+    /// The SHA-256 of its saved adapter's weights (`trials/<id>/adapter_model.safetensors`), if
+    /// it saved one; a copy that does not match is corrupt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_sha256: Option<String>,
 }
 
 /// A trial's headline numbers (none where the trial never evaluated).
