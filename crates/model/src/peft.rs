@@ -19,12 +19,10 @@ use std::fs;
 use std::path::Path;
 
 use burn::module::Param;
-use burn::tensor::Tensor;
-use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::adapt::attach_where;
-use crate::weights::Weights;
+use crate::weights::{self, Entry, Weights, entry, write_atomic};
 use crate::{AttachConfig, LoraConfig, LoraError, LoraInit, LoraModel, LoraScaling, init};
 
 /// The weights file PEFT reads and writes.
@@ -134,7 +132,7 @@ pub fn save<M: LoraModel>(
     dir: &Path,
 ) -> Result<(), LoraError> {
     let mut model = model.clone();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut tensors: Vec<Entry> = Vec::new();
     let mut target_modules = Vec::new();
     for site in model.linear_sites() {
         if let Some(adapter) = &site.layer.adapter {
@@ -204,26 +202,7 @@ pub fn save<M: LoraModel>(
         path: dir.into(),
         source,
     })?;
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((key, shape, _), data)| {
-            (
-                key.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"),
-            )
-        })
-        .collect();
-    let metadata = Some([("format".to_string(), "pt".to_string())].into());
-    let weights = safetensors::serialize(views, metadata).map_err(|e| LoraError::Format {
-        path: dir.join(WEIGHTS_FILE),
-        message: e.to_string(),
-    })?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
+    weights::save(&tensors, &dir.join(WEIGHTS_FILE))?;
     let json = serde_json::to_vec_pretty(&file).expect("config serialises");
     write_atomic(&dir.join(CONFIG_FILE), &json)
 }
@@ -349,25 +328,4 @@ fn check_supported(file: &PeftConfigFile, path: &Path) -> Result<(), LoraError> 
         return unsupported("per-layer rank_pattern / alpha_pattern are not supported".into());
     }
     Ok(())
-}
-
-/// A named tensor for the file, in the orientation it is stored.
-fn entry<const D: usize>(key: String, tensor: Tensor<D>) -> (String, Vec<usize>, Vec<f32>) {
-    let shape = tensor.dims().to_vec();
-    (
-        key,
-        shape,
-        tensor.into_data().convert::<f32>().try_to_vec().expect("f32 data"),
-    )
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoraError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| LoraError::Io {
-        path: path.into(),
-        source,
-    };
-    fs::write(&tmp, bytes).map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
 }

@@ -1,10 +1,12 @@
-//! Reading named tensors out of a safetensors file, with errors that name the file and tensor.
+//! Named tensors in safetensors files: read with errors that name the file and tensor, and
+//! written whole or not at all.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::LoraError;
@@ -109,4 +111,50 @@ impl<'a> Weights<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// A named f32 tensor as a file stores it: `(name, shape, values)`.
+pub(crate) type Entry = (String, Vec<usize>, Vec<f32>);
+
+/// The entry of `tensor` under `name`, in the orientation given.
+pub(crate) fn entry<const D: usize>(name: String, tensor: Tensor<D>) -> Entry {
+    let shape = tensor.dims().to_vec();
+    let values = tensor.into_data().convert::<f32>().try_to_vec().expect("f32 data");
+    (name, shape, values)
+}
+
+/// Writes `entries` as an f32 safetensors file at `path` (PyTorch's `format` metadata set), to
+/// a temporary file first, then renamed over `path`.
+pub(crate) fn save(entries: &[Entry], path: &Path) -> Result<(), LoraError> {
+    let bytes: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(String, TensorView)> = entries
+        .iter()
+        .zip(&bytes)
+        .map(|((key, shape, _), data)| {
+            (
+                key.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"),
+            )
+        })
+        .collect();
+    let metadata = Some([("format".to_string(), "pt".to_string())].into());
+    let file = safetensors::serialize(views, metadata).map_err(|e| LoraError::Format {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, &file)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoraError> {
+    let tmp = path.with_extension("tmp");
+    let io = |source| LoraError::Io {
+        path: path.into(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -3,7 +3,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use loraplus_model::models::{
-    BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling, ToyWidthConfig,
+    self, BertClassifier, BertClassifierConfig, BertConfig, Mlp, MlpConfig, Pooling, ToyWidthConfig,
 };
 use loraplus_model::{
     AttachConfig, LoraConfig, LoraInit, LoraModel, LoraScaling, attach, format_param_table, init, members, merge,
@@ -497,4 +497,57 @@ fn stacked_members_compute_what_each_member_computes_alone() {
             assert_close(&stacked[n * k..n * (k + 1)], alone, 1e-4);
         }
     }
+}
+
+#[test]
+fn a_merged_checkpoint_loads_back_as_the_adapted_model() {
+    // Adapters on attention, the feed-forward and the embeddings, non-zero, and a CLS pooler.
+    let device = Device::flex();
+    let config = AttachConfig::new(
+        LoraConfig::new(2).with_alpha(8.0),
+        ["query", "value", "ffn_out", "word_embeddings"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let adapted = attach(bert(&device, Pooling::Cls), &config, &mut init::rng(1)).unwrap();
+    let adapted = randomize_adapters(adapted, &device);
+    let dir = tempfile::tempdir().unwrap();
+    let base_config = serde_json::json!({
+        "model_type": "bert", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 32, "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 12
+    });
+    let labels = ["neg", "neu", "pos"].map(String::from);
+    models::save_pretrained(&adapted, &base_config, &labels, dir.path()).unwrap();
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["architectures"],
+        serde_json::json!(["BertForSequenceClassification"])
+    );
+    assert_eq!(json["id2label"]["2"], "pos");
+    assert_eq!(json["label2id"]["neu"], 1);
+    // The encoder and pooler load as a plain checkpoint; the head is checked by its tensors.
+    let read = models::read_bert_config(dir.path()).unwrap();
+    let loaded = BertClassifierConfig::new(read, 3)
+        .with_pooling(Pooling::Cls)
+        .init_pretrained(dir.path(), &mut init::rng(5), &device)
+        .unwrap();
+    let loaded = BertClassifier {
+        classifier: adapted.classifier.clone(),
+        ..loaded
+    };
+    let (ids, mask) = batch(&device);
+    let expected = values(adapted.forward(ids.clone(), mask.clone(), None));
+    assert_close(&values(loaded.forward(ids, mask, None)), &expected, 1e-5);
+    let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let head = file.tensor("classifier.weight").unwrap();
+    assert_eq!(head.shape(), [3, 16], "PyTorch's [out, in]");
+    assert!(file.tensor("bert.pooler.dense.weight").is_ok());
+    assert!(
+        file.names().iter().all(|n| !n.contains("lora")),
+        "merged: no adapter tensors"
+    );
 }

@@ -19,8 +19,8 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::bert::{BertClassifier, BertClassifierConfig, BertConfig, BertModel, HiddenAct, Pooling};
-use crate::weights::Weights;
-use crate::{LoraError, LoraLinear, init};
+use crate::weights::{self, Entry, Weights, entry};
+use crate::{LoraError, LoraLinear, init, merge};
 
 /// The architecture file of a checkpoint folder.
 pub const CONFIG_FILE: &str = "config.json";
@@ -209,6 +209,94 @@ impl BertClassifierConfig {
         let bert = load_bert(dir, &self.bert, self.pooling == Pooling::Cls, device)?;
         Ok(self.with_encoder(bert, rng, device))
     }
+}
+
+/// Writes `model`, its adapters merged into the weights, as a Hugging Face checkpoint folder that
+/// transformers loads without PEFT: `model.safetensors` with `BertForSequenceClassification`'s
+/// names and PyTorch's layouts (`bert.`-prefixed encoder, the pooler with CLS pooling,
+/// `classifier`), and `config.json`: `base_config` (the base checkpoint's) with the architecture
+/// and the class names `labels` (in class-index order) set.
+pub fn save_pretrained(
+    model: &BertClassifier,
+    base_config: &serde_json::Value,
+    labels: &[String],
+    dir: &Path,
+) -> Result<(), LoraError> {
+    let model = merge(model.clone());
+    std::fs::create_dir_all(dir).map_err(|source| LoraError::Io {
+        path: dir.into(),
+        source,
+    })?;
+    weights::save(&checkpoint_entries(&model), &dir.join(WEIGHTS_FILE))?;
+    let mut config = base_config.clone();
+    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+    let id2label: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), l.as_str().into()))
+        .collect();
+    let label2id: serde_json::Map<String, serde_json::Value> =
+        labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
+    config["id2label"] = id2label.into();
+    config["label2id"] = label2id.into();
+    let json = serde_json::to_vec_pretty(&config).expect("a config serialises");
+    weights::write_atomic(&dir.join(CONFIG_FILE), &json)
+}
+
+/// `model`'s base weights (adapters left out: merge them first) under transformers' names.
+fn checkpoint_entries(model: &BertClassifier) -> Vec<Entry> {
+    let linear = |name: &str, layer: &Linear| {
+        let mut entries = vec![entry(format!("{name}.weight"), layer.weight.val().transpose())];
+        entries.extend(layer.bias.as_ref().map(|b| entry(format!("{name}.bias"), b.val())));
+        entries
+    };
+    let layer_norm = |name: &str, norm: &LayerNorm| {
+        let mut entries = vec![entry(format!("{name}.weight"), norm.gamma.val())];
+        entries.extend(norm.beta.as_ref().map(|b| entry(format!("{name}.bias"), b.val())));
+        entries
+    };
+    let e = &model.bert.embeddings;
+    let mut entries = vec![
+        entry(
+            "bert.embeddings.word_embeddings.weight".into(),
+            e.word_embeddings.base.weight.val(),
+        ),
+        entry(
+            "bert.embeddings.position_embeddings.weight".into(),
+            e.position_embeddings.weight.val(),
+        ),
+        entry(
+            "bert.embeddings.token_type_embeddings.weight".into(),
+            e.token_type_embeddings.weight.val(),
+        ),
+    ];
+    entries.extend(layer_norm("bert.embeddings.LayerNorm", &e.layer_norm));
+    for (i, layer) in model.bert.encoder.layer.iter().enumerate() {
+        let at = |name: &str| format!("bert.encoder.layer.{i}.{name}");
+        let attention = &layer.attention;
+        entries.extend(linear(
+            &at("attention.self.query"),
+            &attention.self_attention.query.base,
+        ));
+        entries.extend(linear(&at("attention.self.key"), &attention.self_attention.key.base));
+        entries.extend(linear(
+            &at("attention.self.value"),
+            &attention.self_attention.value.base,
+        ));
+        entries.extend(linear(&at("attention.output.dense"), &attention.output.dense.base));
+        entries.extend(layer_norm(
+            &at("attention.output.LayerNorm"),
+            &attention.output.layer_norm,
+        ));
+        entries.extend(linear(&at("intermediate.dense"), &layer.intermediate.dense.base));
+        entries.extend(linear(&at("output.dense"), &layer.output.dense.base));
+        entries.extend(layer_norm(&at("output.LayerNorm"), &layer.output.layer_norm));
+    }
+    if let Some(pooler) = &model.bert.pooler {
+        entries.extend(linear("bert.pooler.dense", &pooler.dense));
+    }
+    entries.extend(linear("classifier", &model.classifier));
+    entries
 }
 
 /// Takes a checkpoint's tensors by their module names into Burn modules.

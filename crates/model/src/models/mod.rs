@@ -8,5 +8,5 @@ pub use bert::{
     BertAttention, BertClassifier, BertClassifierConfig, BertConfig, BertEmbeddings, BertEncoder, BertIntermediate,
     BertLayer, BertModel, BertOutput, BertPooler, BertSelfAttention, HiddenAct, Pooling, mean_pool,
 };
-pub use bert_hf::{CONFIG_FILE, load_bert, read_bert_config};
+pub use bert_hf::{CONFIG_FILE, WEIGHTS_FILE, load_bert, read_bert_config, save_pretrained};
 pub use mlp::{Mlp, MlpConfig, ToyWidthConfig};
