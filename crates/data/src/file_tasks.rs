@@ -186,6 +186,7 @@ impl TextTask {
             text_pair: self.text_pair.clone(),
             label: self.label.clone(),
             skip_labels: self.skip_labels.clone(),
+            label_optional: false,
         };
         let read = |path: &Path| read_rows(path, self.format, &columns);
         let train_rows = read(&self.train)?;

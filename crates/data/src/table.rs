@@ -63,6 +63,10 @@ pub struct Columns {
     /// summaries, 14 of which have no text. Empty by default.
     #[serde(default)]
     pub skip_labels: Vec<String>,
+    /// Whether a file may lack the label column, its rows then labelled `""` (text to classify
+    /// rather than to train on). Default: false.
+    #[serde(default)]
+    pub label_optional: bool,
 }
 
 impl Columns {
@@ -73,6 +77,7 @@ impl Columns {
             text_pair: None,
             label: label.into(),
             skip_labels: Vec::new(),
+            label_optional: false,
         }
     }
 
@@ -171,7 +176,11 @@ fn read_delimited(
     };
     let text_index = find(&columns.text)?;
     let pair_index = columns.text_pair.as_deref().map(find).transpose()?;
-    let label_index = find(&columns.label)?;
+    let label_index = if columns.label_optional && !names.contains(&columns.label) {
+        None
+    } else {
+        Some(find(&columns.label)?)
+    };
 
     let mut rows = Vec::new();
     while next_record(path, &mut reader, &mut record)? {
@@ -201,7 +210,10 @@ fn read_delimited(
             let value = utf8(path, line, &record[index])?;
             non_empty(path, line, column, value)
         };
-        let label = field(label_index, &columns.label)?.trim();
+        let label = match label_index {
+            Some(index) => field(index, &columns.label)?.trim(),
+            None => "",
+        };
         if columns.skips(label) {
             continue;
         }
@@ -295,24 +307,28 @@ fn read_jsonl(path: &Path, bytes: &[u8], columns: &Columns) -> Result<Vec<TextRo
                 ))),
             }
         };
-        let label = match get(&columns.label)? {
-            Value::String(value) => non_empty(path, line, &columns.label, value)?.trim().to_owned(),
-            Value::Number(value) => value.to_string(),
-            Value::Bool(value) => value.to_string(),
-            Value::Null => {
-                return Err(DataError::MissingValue {
-                    path: path.to_owned(),
-                    line,
-                    column: columns.label.clone(),
-                });
-            }
-            other => {
-                return Err(malformed(format!(
-                    "`{}` must be a string, number or boolean, found {}",
-                    columns.label,
-                    json_kind(other)
-                )));
-            }
+        let label = match object.get(&columns.label) {
+            None if columns.label_optional => String::new(),
+            None => return Err(get(&columns.label).unwrap_err()),
+            Some(value) => match value {
+                Value::String(value) => non_empty(path, line, &columns.label, value)?.trim().to_owned(),
+                Value::Number(value) => value.to_string(),
+                Value::Bool(value) => value.to_string(),
+                Value::Null => {
+                    return Err(DataError::MissingValue {
+                        path: path.to_owned(),
+                        line,
+                        column: columns.label.clone(),
+                    });
+                }
+                other => {
+                    return Err(malformed(format!(
+                        "`{}` must be a string, number or boolean, found {}",
+                        columns.label,
+                        json_kind(other)
+                    )));
+                }
+            },
         };
         if columns.skips(&label) {
             continue;

@@ -384,3 +384,26 @@ fn real_corpora_parse_when_fetched() {
 
     eprintln!("real corpora read in {:.2?}", start.elapsed());
 }
+
+#[test]
+fn an_optional_label_column_may_be_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("unlabeled.csv");
+    std::fs::write(&csv, "text\nA warm film.\nDull.\n").unwrap();
+    let jsonl = dir.path().join("unlabeled.jsonl");
+    std::fs::write(&jsonl, "{\"text\": \"A warm film.\"}\n{\"text\": \"Dull.\"}\n").unwrap();
+    let optional = Columns {
+        label_optional: true,
+        ..Columns::new("text", "label")
+    };
+    for path in [&csv, &jsonl] {
+        let rows = read_rows(path, None, &optional).unwrap();
+        let read: Vec<(&str, &str)> = rows.iter().map(|r| (r.text.as_str(), r.label.as_str())).collect();
+        assert_eq!(read, [("A warm film.", ""), ("Dull.", "")], "{}", path.display());
+        let error = read_rows(path, None, &Columns::new("text", "label")).unwrap_err();
+        assert!(error.to_string().contains("no column `label`"), "{error}");
+    }
+    // Present, it is read as ever.
+    let rows = read_rows(&fixture("sentences.csv"), None, &optional).unwrap();
+    assert!(rows.iter().all(|r| r.label == "pos" || r.label == "neg"));
+}
