@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The layers, first to last, as `lib.rs` states them.
-const LAYERS: [&str; 9] = [
-    "config", "plan", "store", "analysis", "adaptive", "run", "report", "cluster", "main",
+const LAYERS: [&str; 10] = [
+    "config", "plan", "store", "analysis", "adaptive", "run", "report", "export", "cluster", "main",
 ];
 
 fn src() -> PathBuf {

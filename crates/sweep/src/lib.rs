@@ -13,7 +13,8 @@
 //! 5. [`adaptive`]: the stages an adaptive sweep adds, planned from its records.
 //! 6. [`run`]: training: models, data, bases, trials, the sweep loop, the bench.
 //! 7. [`report`]: CSV tables, the summary and PNG figures, rebuilt from records.
-//! 8. [`cluster`]: status, merge and Slurm scripts.
+//! 8. [`export`]: the best adapters as folders PEFT and transformers load; `predict`.
+//! 9. [`cluster`]: status, merge and Slurm scripts.
 //!
 //! `main.rs` is the command line over them: parse -> validate -> run -> report.
 
@@ -21,6 +22,7 @@ pub mod adaptive;
 pub mod analysis;
 pub mod cluster;
 pub mod config;
+pub mod export;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -12,6 +12,8 @@ use loraplus::adaptive::{self, Stage};
 use loraplus::cluster::slurm::{self, SlurmOptions};
 use loraplus::cluster::{merge, status};
 use loraplus::config::{ConfigFile, DeviceChoice, GroupSize, Metric, Protocol, ReportSettings, SweepConfig};
+use loraplus::export::predict::{self, PredictOptions};
+use loraplus::export::{self, ExportOptions};
 use loraplus::plan::shard::Shard;
 use loraplus::plan::{Method, TrialSpec};
 use loraplus::report;
@@ -21,6 +23,7 @@ use loraplus::run::setup::load_config;
 use loraplus::run::sweep::{self, SweepOptions};
 use loraplus::run::trial::CODE_VERSION;
 use loraplus::store::Store;
+use loraplus_data::TableFormat;
 
 /// Learning-rate ratio sweeps for LoRA and LoRA+ (eta_B = lambda * eta_A).
 #[derive(Parser)]
@@ -127,6 +130,54 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Export each pair's best adapter (or one trial's) as a folder PEFT loads as it is, with a
+    /// model card; with --merged, also the base with the adapter merged in, for transformers alone.
+    Export {
+        /// A sweep's output directory.
+        dir: PathBuf,
+        /// Where the folders go, one per pair (or `trial-<id>` for --trial).
+        #[arg(long)]
+        out: PathBuf,
+        /// Export this trial instead of each pair's best cell.
+        #[arg(long)]
+        trial: Option<String>,
+        /// The best cell's trial of this seed. Default: the seed whose metric is closest to the
+        /// cell's mean (ties: the smaller seed).
+        #[arg(long, conflicts_with = "trial")]
+        seed: Option<u64>,
+        /// Also write `merged/`: a Hugging Face checkpoint with the adapter merged into the base.
+        #[arg(long)]
+        merged: bool,
+    },
+    /// Classify the texts of a CSV / TSV / JSON-lines / `.tab` file with a trained adapter (an
+    /// exported folder or a sweep's `trials/<id>/`); prints the accuracy when the file has labels.
+    Predict {
+        /// An exported adapter folder, or a trial's folder in a sweep.
+        model_dir: PathBuf,
+        /// The file to classify.
+        file: PathBuf,
+        /// The predictions CSV. Default: FILE with `.predictions.csv` in place of its extension.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Examples per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// The text column. Default: the trial's task's.
+        #[arg(long)]
+        text: Option<String>,
+        /// The second text of a pair. Default: the trial's task's.
+        #[arg(long)]
+        text_pair: Option<String>,
+        /// The label column, used when the file has it. Default: the trial's task's.
+        #[arg(long)]
+        label: Option<String>,
+        /// The file's format. Default: from its extension.
+        #[arg(long, value_enum)]
+        format: Option<TableFormatArg>,
+        /// Tokens per example at most. Default: the trial's task's.
+        #[arg(long)]
+        max_seq_len: Option<usize>,
+    },
     /// Rebuild the CSV tables, plots and summary of a sweep directory from its trial records.
     Report {
         /// A sweep's output directory.
@@ -142,6 +193,27 @@ enum Command {
         #[arg(long, value_enum)]
         protocol: Option<Protocol>,
     },
+}
+
+/// `--format`'s values, the text task's `format` names.
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum TableFormatArg {
+    Csv,
+    Tsv,
+    Jsonl,
+    OrangeTab,
+}
+
+impl From<TableFormatArg> for TableFormat {
+    fn from(format: TableFormatArg) -> Self {
+        match format {
+            TableFormatArg::Csv => TableFormat::Csv,
+            TableFormatArg::Tsv => TableFormat::Tsv,
+            TableFormatArg::Jsonl => TableFormat::Jsonl,
+            TableFormatArg::OrangeTab => TableFormat::OrangeTab,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -221,6 +293,49 @@ fn run(command: Command) -> Result<()> {
                 rounds,
             };
             run_bench(&config, &options, device, out)
+        }
+        Command::Export {
+            dir,
+            out,
+            trial,
+            seed,
+            merged,
+        } => {
+            let options = ExportOptions { trial, seed, merged };
+            print!("{}", export::export(&Store::existing(&dir)?, &out, &options)?);
+            Ok(())
+        }
+        Command::Predict {
+            model_dir,
+            file,
+            out,
+            batch_size,
+            text,
+            text_pair,
+            label,
+            format,
+            max_seq_len,
+        } => {
+            let options = PredictOptions {
+                out: out.unwrap_or_else(|| file.with_extension("predictions.csv")),
+                batch_size,
+                text,
+                text_pair,
+                label,
+                format: format.map(TableFormat::from),
+                max_seq_len,
+            };
+            let predicted = predict::predict(&model_dir, &file, &options)?;
+            print!(
+                "{} examples classified -> {}",
+                predicted.examples,
+                predicted.out.display()
+            );
+            match predicted.accuracy {
+                Some((correct, n)) => println!("; accuracy {:.4} ({correct} of {n})", correct as f64 / n as f64),
+                None => println!(" (the file has no labels: no accuracy)"),
+            }
+            Ok(())
         }
         Command::Report {
             dir,

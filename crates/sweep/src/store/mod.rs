@@ -192,25 +192,11 @@ impl Store {
         self.dir.join("trials").join(trial_id)
     }
 
-    /// Writes trial `trial_id`'s folder whole or not at all: `write` fills a fresh temporary
-    /// folder beside it, whose files are flushed to disk before it is renamed into place (over an
-    /// older folder of a trial run again). A record is saved after its folder, so a record's
-    /// adapter is never half-written; a killed run leaves at most a temporary folder.
+    /// Writes trial `trial_id`'s folder whole or not at all ([`make_dir_atomic`]). A record is
+    /// saved after its folder, so a record's adapter is never half-written; a killed run leaves at
+    /// most a temporary folder.
     pub fn save_trial_dir(&self, trial_id: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        let target = self.trial_dir(trial_id);
-        let tmp = target.with_file_name(format!(".{trial_id}.{}.tmp", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        write(&tmp)?;
-        for entry in fs::read_dir(&tmp)? {
-            fs::File::open(entry?.path())?.sync_all()?;
-        }
-        if target.exists() {
-            let old = target.with_file_name(format!(".{trial_id}.{}.old", std::process::id()));
-            fs::rename(&target, &old)?;
-            fs::remove_dir_all(&old)?;
-        }
-        fs::rename(&tmp, &target).with_context(|| format!("cannot move {} to {}", tmp.display(), target.display()))
+        make_dir_atomic(&self.trial_dir(trial_id), write)
     }
 
     /// Whether `record`'s adapter is there, whole.
@@ -280,6 +266,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
+
+/// Makes the folder `target` whole or not at all: `write` fills a fresh temporary folder beside it
+/// (unique to this process), whose files are flushed to disk before it replaces any older
+/// `target`. On an error the temporary folder is removed and `target` is left as it was.
+pub fn make_dir_atomic(target: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("folder");
+    let tmp = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let written = write(&tmp).and_then(|()| sync_files(&tmp));
+    if let Err(error) = written {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(error);
+    }
+    if target.exists() {
+        let old = target.with_file_name(format!(".{name}.{}.old", std::process::id()));
+        fs::rename(target, &old).with_context(|| format!("cannot replace {}", target.display()))?;
+        fs::remove_dir_all(&old)?;
+    }
+    fs::rename(&tmp, target).with_context(|| format!("cannot move {} to {}", tmp.display(), target.display()))
+}
+
+/// Flushes every file under `dir` to disk.
+fn sync_files(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            sync_files(&path)?;
+        } else {
+            fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes `path` atomically with `make`, which writes a temporary file beside it (unique to this
