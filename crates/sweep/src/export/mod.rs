@@ -69,13 +69,25 @@ pub fn export(store: &Store, out: &Path, options: &ExportOptions) -> Result<Stri
     for choice in &choices {
         check(store, choice.record, options.merged)?;
     }
+    let created = !out.exists();
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut summary = String::new();
+    let mut written = Vec::new();
     for choice in &choices {
         let folder = out.join(&choice.name);
-        fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-        make_dir_atomic(&folder, |tmp| {
+        let made = make_dir_atomic(&folder, |tmp| {
             write_export(store, choice, &settings, options.merged, tmp)
-        })?;
+        });
+        if let Err(error) = made {
+            // All or nothing: what this export wrote goes too.
+            for folder in written {
+                let _ = fs::remove_dir_all(folder);
+            }
+            if created {
+                let _ = fs::remove_dir_all(out);
+            }
+            return Err(error);
+        }
         let _ = writeln!(
             summary,
             "{}: trial {} ({}) -> {}",
@@ -84,6 +96,7 @@ pub fn export(store: &Store, out: &Path, options: &ExportOptions) -> Result<Stri
             choice.why,
             folder.display()
         );
+        written.push(folder);
     }
     Ok(summary)
 }
