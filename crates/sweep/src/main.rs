@@ -50,31 +50,8 @@ enum Command {
     Sweep {
         /// The sweep config (TOML).
         config: PathBuf,
-        /// Output directory. Default: runs/<config file stem>.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Trials (or stacked groups of trials) run at a time. Default: the number of CPU cores.
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Trials trained together in one stacked pass: `auto` or a number (1: each alone).
-        /// Default: the config's `group_size`.
-        #[arg(long)]
-        group_size: Option<GroupSize>,
-        /// The compute device, instead of the config's `device`.
-        #[arg(long, value_enum)]
-        device: Option<DeviceChoice>,
-        /// Run only shard I of N (0-based), e.g. 0/4. Default: the shard a Slurm job array
-        /// (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) assigns,
-        /// else every trial.
-        #[arg(long, conflicts_with = "shards")]
-        shard: Option<Shard>,
-        /// The shard count, where the environment gives only the index: then the Slurm array
-        /// task id (or JOB_COMPLETION_INDEX) is the shard index itself.
-        #[arg(long)]
-        shards: Option<usize>,
-        /// Run trials recorded as failed again.
-        #[arg(long)]
-        retry_failed: bool,
+        #[command(flatten)]
+        args: SweepArgs,
     },
     /// Count a sweep directory's trials: done, diverged, failed, running, missing; with the
     /// missing shards as a Slurm range list, ready for resubmission.
@@ -156,27 +133,8 @@ enum Command {
         model_dir: PathBuf,
         /// The file to classify.
         file: PathBuf,
-        /// The predictions CSV. Default: FILE with `.predictions.csv` in place of its extension.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Examples per forward pass.
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        /// The text column. Default: the trial's task's.
-        #[arg(long)]
-        text: Option<String>,
-        /// The second text of a pair. Default: the trial's task's.
-        #[arg(long)]
-        text_pair: Option<String>,
-        /// The label column, used when the file has it. Default: the trial's task's.
-        #[arg(long)]
-        label: Option<String>,
-        /// The file's format. Default: from its extension.
-        #[arg(long, value_enum)]
-        format: Option<TableFormatArg>,
-        /// Tokens per example at most. Default: the trial's task's.
-        #[arg(long)]
-        max_seq_len: Option<usize>,
+        #[command(flatten)]
+        args: PredictArgs,
     },
     /// Rebuild the CSV tables, plots and summary of a sweep directory from its trial records.
     Report {
@@ -193,6 +151,62 @@ enum Command {
         #[arg(long, value_enum)]
         protocol: Option<Protocol>,
     },
+}
+
+/// `loraplus sweep`'s options.
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Output directory. Default: runs/<config file stem>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Trials (or stacked groups of trials) run at a time. Default: the number of CPU cores.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Trials trained together in one stacked pass: `auto` or a number (1: each alone).
+    /// Default: the config's `group_size`.
+    #[arg(long)]
+    group_size: Option<GroupSize>,
+    /// The compute device, instead of the config's `device`.
+    #[arg(long, value_enum)]
+    device: Option<DeviceChoice>,
+    /// Run only shard I of N (0-based), e.g. 0/4. Default: the shard a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) assigns,
+    /// else every trial.
+    #[arg(long, conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// The shard count, where the environment gives only the index: then the Slurm array
+    /// task id (or JOB_COMPLETION_INDEX) is the shard index itself.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Run trials recorded as failed again.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+/// `loraplus predict`'s options.
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// The predictions CSV. Default: FILE with `.predictions.csv` in place of its extension.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// The text column. Default: the trial's task's.
+    #[arg(long)]
+    text: Option<String>,
+    /// The second text of a pair. Default: the trial's task's.
+    #[arg(long)]
+    text_pair: Option<String>,
+    /// The label column, used when the file has it. Default: the trial's task's.
+    #[arg(long)]
+    label: Option<String>,
+    /// The file's format. Default: from its extension.
+    #[arg(long, value_enum)]
+    format: Option<TableFormatArg>,
+    /// Tokens per example at most. Default: the trial's task's.
+    #[arg(long)]
+    max_seq_len: Option<usize>,
 }
 
 /// `--format`'s values, the text task's `format` names.
@@ -238,34 +252,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Plan { config, list, out } => plan(&config, list, out.as_deref()),
-        Command::Sweep {
-            config,
-            out,
-            jobs,
-            group_size,
-            device,
-            shard,
-            shards,
-            retry_failed,
-        } => {
-            let mut file = load_config(&config)?;
-            file.config.group_size = group_size.unwrap_or(file.config.group_size);
-            file.config.device = device.unwrap_or(file.config.device);
-            let out = out.unwrap_or_else(|| default_out(&config));
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
-            let shard = match shard {
-                Some(shard) => Some(shard),
-                None => Shard::from_env(shards)?,
-            };
-            let options = SweepOptions {
-                jobs,
-                shard,
-                retry_failed,
-            };
-            sweep_and_report(&file, &out, options)
-        }
+        Command::Sweep { config, args } => run_sweep(&config, args),
         Command::Status { dir, shards } => {
             anyhow::ensure!(shards != Some(0), "--shards must be at least 1");
             print!("{}", status::status(&dir, shards)?);
@@ -305,56 +292,54 @@ fn run(command: Command) -> Result<()> {
             print!("{}", export::export(&Store::existing(&dir)?, &out, &options)?);
             Ok(())
         }
-        Command::Predict {
-            model_dir,
-            file,
-            out,
-            batch_size,
-            text,
-            text_pair,
-            label,
-            format,
-            max_seq_len,
-        } => {
+        Command::Predict { model_dir, file, args } => {
             let options = PredictOptions {
-                out: out.unwrap_or_else(|| file.with_extension("predictions.csv")),
-                batch_size,
-                text,
-                text_pair,
-                label,
-                format: format.map(TableFormat::from),
-                max_seq_len,
+                out: args.out.unwrap_or_else(|| file.with_extension("predictions.csv")),
+                batch_size: args.batch_size,
+                text: args.text,
+                text_pair: args.text_pair,
+                label: args.label,
+                format: args.format.map(TableFormat::from),
+                max_seq_len: args.max_seq_len,
             };
-            let predicted = predict::predict(&model_dir, &file, &options)?;
-            print!(
-                "{} examples classified -> {}",
-                predicted.examples,
-                predicted.out.display()
-            );
-            match predicted.accuracy {
-                Some((correct, n)) => println!("; accuracy {:.4} ({correct} of {n})", correct as f64 / n as f64),
-                None => println!(" (the file has no labels: no accuracy)"),
-            }
-            Ok(())
+            run_predict(&model_dir, &file, &options)
         }
         Command::Report {
             dir,
             metric,
             top_k,
             protocol,
-        } => {
-            let store = Store::existing(&dir)?;
-            let mut settings = store.report_settings()?;
-            settings.metric = metric.unwrap_or(settings.metric);
-            settings.protocol = protocol.unwrap_or(settings.protocol);
-            if let Some(top_k) = top_k {
-                anyhow::ensure!(top_k >= 1, "--top-k must be at least 1");
-                settings.top_k = top_k;
-            }
-            print!("{}", report::write_reports(&store, &settings)?);
-            Ok(())
-        }
+        } => rebuild_report(&dir, metric, top_k, protocol),
     }
+}
+
+/// `loraplus report`: the reports again, with the stored settings or those given.
+fn rebuild_report(dir: &Path, metric: Option<Metric>, top_k: Option<usize>, protocol: Option<Protocol>) -> Result<()> {
+    let store = Store::existing(dir)?;
+    let mut settings = store.report_settings()?;
+    settings.metric = metric.unwrap_or(settings.metric);
+    settings.protocol = protocol.unwrap_or(settings.protocol);
+    if let Some(top_k) = top_k {
+        anyhow::ensure!(top_k >= 1, "--top-k must be at least 1");
+        settings.top_k = top_k;
+    }
+    print!("{}", report::write_reports(&store, &settings)?);
+    Ok(())
+}
+
+/// `loraplus predict`: the predictions, and the accuracy when the file has labels.
+fn run_predict(model_dir: &Path, file: &Path, options: &PredictOptions) -> Result<()> {
+    let predicted = predict::predict(model_dir, file, options)?;
+    print!(
+        "{} examples classified -> {}",
+        predicted.examples,
+        predicted.out.display()
+    );
+    match predicted.accuracy {
+        Some((correct, n)) => println!("; accuracy {:.4} ({correct} of {n})", correct as f64 / n as f64),
+        None => println!(" (the file has no labels: no accuracy)"),
+    }
+    Ok(())
 }
 
 /// `loraplus slurm`: the job array's scripts.
@@ -386,6 +371,29 @@ fn run_bench(config: &Path, options: &BenchOptions, choice: Option<DeviceChoice>
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-{stem}")));
     print!("{}", bench::bench(&file, options, device, &out)?);
     Ok(())
+}
+
+/// `loraplus sweep`: the config with the command line's overrides, swept.
+fn run_sweep(config: &Path, args: SweepArgs) -> Result<()> {
+    let mut file = load_config(config)?;
+    file.config.group_size = args.group_size.unwrap_or(file.config.group_size);
+    file.config.device = args.device.unwrap_or(file.config.device);
+    let out = args.out.unwrap_or_else(|| default_out(config));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+    anyhow::ensure!(args.shards != Some(0), "--shards must be at least 1");
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => Shard::from_env(args.shards)?,
+    };
+    let options = SweepOptions {
+        jobs,
+        shard,
+        retry_failed: args.retry_failed,
+    };
+    sweep_and_report(&file, &out, options)
 }
 
 /// `loraplus sweep`: runs the sweep, then writes its reports; a shard leaves them to
