@@ -15,5 +15,5 @@ pub use examples::{Batch, BatchInput, Inputs, Split, TaskData, numbered_labels};
 pub use file_tasks::{ImageTask, TextTask};
 pub use images::{Images, LabelColumn, idx_from_bytes, pixel_csv_from_bytes, read_idx, read_pixel_csv};
 pub use synthetic::{BagOfTokensTask, TeacherTask};
-pub use table::{Columns, Labels, TableFormat, TextRow, read_rows, rows_from_bytes};
+pub use table::{Columns, Labels, TableFormat, TextRow, each_row, read_rows, rows_from_bytes};
 pub use text::{TOKENIZER_FILE, TextEncoder};

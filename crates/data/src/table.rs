@@ -1,10 +1,12 @@
 //! Labelled text examples from table files (CSV, TSV, JSON lines, Orange `.tab`), and the label
 //! vocabulary that turns their labels into class indices.
 //!
-//! Files are read as bytes and checked for UTF-8 one record at a time, so an encoding error can
-//! name the line it is on instead of failing the whole file.
+//! Files are read a record at a time (a file of any size streams through [`each_row`]) and
+//! checked for UTF-8 record by record, so an encoding error can name the line it is on instead of
+//! failing the whole file.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -107,45 +109,105 @@ pub struct TextRow {
 /// A text or label that is empty or whitespace is an error rather than a skipped row, so that a
 /// shifted column shows up instead of silently shrinking the data.
 pub fn read_rows(path: &Path, format: Option<TableFormat>, columns: &Columns) -> Result<Vec<TextRow>> {
+    let mut rows = Vec::new();
+    each_row(path, format, columns, |row| -> Result<()> {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// [`read_rows`], one example at a time: the file is read a record at a time and `each` gets
+/// every example as soon as it is read, so a file of any size streams through. The first error
+/// `each` returns stops the reading and is returned.
+pub fn each_row<E: From<DataError>>(
+    path: &Path,
+    format: Option<TableFormat>,
+    columns: &Columns,
+    mut each: impl FnMut(TextRow) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let format = match format {
         Some(format) => format,
         None => TableFormat::from_path(path)?,
     };
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_owned(),
         source,
     })?;
-    rows_from_bytes(path, &bytes, format, columns)
+    let mut stopped = None;
+    let read = rows_from_reader(
+        path,
+        BufReader::new(file),
+        format,
+        columns,
+        &mut |row| match each(row) {
+            Ok(()) => true,
+            Err(error) => {
+                stopped = Some(error);
+                false
+            }
+        },
+    );
+    match stopped {
+        Some(error) => Err(error),
+        None => Ok(read?),
+    }
 }
 
 /// [`read_rows`] on the contents of a file already in memory; `path` only names the file in
 /// errors.
 pub fn rows_from_bytes(path: &Path, bytes: &[u8], format: TableFormat, columns: &Columns) -> Result<Vec<TextRow>> {
+    let mut rows = Vec::new();
+    rows_from_reader(path, bytes, format, columns, &mut |row| {
+        rows.push(row);
+        true
+    })?;
+    Ok(rows)
+}
+
+/// Every example `reader` holds, to `each` until it returns false; an error if there is none.
+fn rows_from_reader(
+    path: &Path,
+    mut reader: impl BufRead,
+    format: TableFormat,
+    columns: &Columns,
+    each: &mut dyn FnMut(TextRow) -> bool,
+) -> Result<()> {
     // Editors on Windows prepend a byte-order mark; left in, it would become part of the first
     // column's name.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let rows = match format {
-        TableFormat::Csv => read_delimited(path, bytes, b',', true, 0, columns)?,
-        TableFormat::Tsv => read_delimited(path, bytes, b'\t', false, 0, columns)?,
-        TableFormat::OrangeTab => read_delimited(path, bytes, b'\t', false, 2, columns)?,
-        TableFormat::Jsonl => read_jsonl(path, bytes, columns)?,
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
     };
-    if rows.is_empty() {
+    if reader.fill_buf().map_err(io)?.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
+    let mut count = 0;
+    let mut counted = |row: TextRow| {
+        count += 1;
+        each(row)
+    };
+    match format {
+        TableFormat::Csv => read_delimited(path, reader, (b',', true, 0), columns, &mut counted)?,
+        TableFormat::Tsv => read_delimited(path, reader, (b'\t', false, 0), columns, &mut counted)?,
+        TableFormat::OrangeTab => read_delimited(path, reader, (b'\t', false, 2), columns, &mut counted)?,
+        TableFormat::Jsonl => read_jsonl(path, reader, columns, &mut counted)?,
+    }
+    if count == 0 {
         return Err(DataError::Empty { path: path.to_owned() });
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Reads a delimited file: a header row of column names, then `skip_after_header` more header
 /// lines (Orange's types and flags), then one example per record.
 fn read_delimited(
     path: &Path,
-    bytes: &[u8],
-    delimiter: u8,
-    quoting: bool,
-    skip_after_header: usize,
+    reader: impl Read,
+    (delimiter, quoting, skip_after_header): (u8, bool, usize),
     columns: &Columns,
-) -> Result<Vec<TextRow>> {
+    each: &mut dyn FnMut(TextRow) -> bool,
+) -> Result<()> {
     // Widths are checked here rather than by the csv crate (`flexible`), so the message can say
     // which header the row disagrees with.
     let mut reader = csv::ReaderBuilder::new()
@@ -153,12 +215,12 @@ fn read_delimited(
         .quoting(quoting)
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes);
+        .from_reader(Kept::new(reader));
     let mut record = csv::ByteRecord::new();
     if !next_record(path, &mut reader, &mut record)? {
         return Err(DataError::Empty { path: path.to_owned() });
     }
-    let header_line = line_of(bytes, &record);
+    let header_line = line_of(&reader, &record);
     let names = record
         .iter()
         .map(|name| Ok(utf8(path, header_line, name)?.trim().to_owned()))
@@ -182,11 +244,10 @@ fn read_delimited(
         Some(find(&columns.label)?)
     };
 
-    let mut rows = Vec::new();
     while next_record(path, &mut reader, &mut record)? {
         // Orange's type and flag lines may be blank, which the csv reader skips, so they are
         // told apart by line number rather than by counting records.
-        let line = line_of(bytes, &record);
+        let line = line_of(&reader, &record);
         if line <= header_line + skip_after_header {
             continue;
         }
@@ -217,7 +278,7 @@ fn read_delimited(
         if columns.skips(label) {
             continue;
         }
-        rows.push(TextRow {
+        let row = TextRow {
             text: field(text_index, &columns.text)?.to_owned(),
             text_pair: match (pair_index, &columns.text_pair) {
                 (Some(index), Some(column)) => Some(field(index, column)?.to_owned()),
@@ -225,13 +286,16 @@ fn read_delimited(
             },
             label: label.to_owned(),
             line,
-        });
+        };
+        if !each(row) {
+            return Ok(());
+        }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Reads the next record into `record`; false at the end of the file.
-fn next_record(path: &Path, reader: &mut csv::Reader<&[u8]>, record: &mut csv::ByteRecord) -> Result<bool> {
+fn next_record<R: Read>(path: &Path, reader: &mut csv::Reader<Kept<R>>, record: &mut csv::ByteRecord) -> Result<bool> {
     reader.read_byte_record(record).map_err(|error| DataError::Malformed {
         path: path.to_owned(),
         line: error.position().map_or(0, |position| position.line() as usize),
@@ -239,24 +303,63 @@ fn next_record(path: &Path, reader: &mut csv::Reader<&[u8]>, record: &mut csv::B
     })
 }
 
-/// 1-based line where `record` starts in `bytes`.
-fn line_of(bytes: &[u8], record: &csv::ByteRecord) -> usize {
+/// A reader that keeps the bytes read since the last record's start, so [`line_of`] can look at
+/// the bytes where a record starts without the whole file in memory.
+struct Kept<R> {
+    inner: R,
+    /// The byte offset of `bytes[0]` in the stream, and the bytes kept.
+    window: std::rc::Rc<std::cell::RefCell<(u64, Vec<u8>)>>,
+}
+
+impl<R> Kept<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            window: Default::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for Kept<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.borrow_mut().1.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// 1-based line where `record` starts. Bytes before it are dropped from the reader's window:
+/// no later record starts there.
+fn line_of<R: Read>(reader: &csv::Reader<Kept<R>>, record: &csv::ByteRecord) -> usize {
     let Some(position) = record.position() else { return 0 };
+    let mut window = reader.get_ref().window.borrow_mut();
+    let (start, bytes) = &mut *window;
+    let offset = (position.byte() - *start) as usize;
     // The csv reader skips blank lines but places the record where the skipped lines began.
-    let blank = &bytes[position.byte() as usize..];
-    let skipped = blank
+    let skipped = bytes[offset..]
         .iter()
         .take_while(|&&byte| byte == b'\n' || byte == b'\r')
-        .filter(|&&byte| byte == b'\n');
-    position.line() as usize + skipped.count()
+        .filter(|&&byte| byte == b'\n')
+        .count();
+    bytes.drain(..offset);
+    *start = position.byte();
+    position.line() as usize + skipped
 }
 
 /// Reads JSON lines: one object per line, each holding the columns as keys.
-fn read_jsonl(path: &Path, bytes: &[u8], columns: &Columns) -> Result<Vec<TextRow>> {
-    let mut rows = Vec::new();
-    for (index, raw) in bytes.split(|&byte| byte == b'\n').enumerate() {
+fn read_jsonl(
+    path: &Path,
+    reader: impl BufRead,
+    columns: &Columns,
+    each: &mut dyn FnMut(TextRow) -> bool,
+) -> Result<()> {
+    for (index, raw) in reader.split(b'\n').enumerate() {
         let line = index + 1;
-        let text = utf8(path, line, raw)?;
+        let raw = raw.map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let text = utf8(path, line, &raw)?;
         if text.trim().is_empty() {
             continue;
         }
@@ -333,14 +436,17 @@ fn read_jsonl(path: &Path, bytes: &[u8], columns: &Columns) -> Result<Vec<TextRo
         if columns.skips(&label) {
             continue;
         }
-        rows.push(TextRow {
+        let row = TextRow {
             text: string(&columns.text)?,
             text_pair: columns.text_pair.as_deref().map(string).transpose()?,
             label,
             line,
-        });
+        };
+        if !each(row) {
+            return Ok(());
+        }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// "an array", "a number", ...: what a JSON value is, for messages.

@@ -407,3 +407,24 @@ fn an_optional_label_column_may_be_absent() {
     let rows = read_rows(&fixture("sentences.csv"), None, &optional).unwrap();
     assert!(rows.iter().all(|r| r.label == "pos" || r.label == "neg"));
 }
+
+#[test]
+fn each_row_hands_over_examples_before_reading_the_rest_of_the_file() {
+    // The third record is ragged: the first two reach `each` before the reader gets to it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stream.csv");
+    std::fs::write(&path, "text,label\nA gem.,pos\nDull.,neg\nbroken\n").unwrap();
+    let mut seen = Vec::new();
+    let error = loraplus_data::each_row(
+        &path,
+        None,
+        &Columns::new("text", "label"),
+        |row| -> Result<(), DataError> {
+            seen.push(row.text);
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert_eq!(seen, ["A gem.", "Dull."]);
+    assert!(error.to_string().contains("stream.csv:4: row has 1 fields"), "{error}");
+}

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use indicatif::{ProgressBar, ProgressStyle};
-use loraplus_data::{Columns, Split, TableFormat, TextEncoder, TextRow, read_rows};
+use loraplus_data::{Columns, Split, TableFormat, TextEncoder, TextRow, each_row};
 
 use super::TRIAL_FILE;
 use crate::config::TaskKind;
@@ -94,45 +94,97 @@ pub fn predict(model_dir: &Path, file: &Path, options: &PredictOptions) -> Resul
         skip_labels: task.skip_labels.clone(),
         label_optional: true,
     };
-    let rows = read_rows(file, options.format.or(task.format), &columns)?;
-    let labelled = rows.iter().all(|r| !r.label.is_empty());
-    if labelled && let Some(unknown) = rows.iter().find(|r| !labels.contains(&r.label)) {
-        anyhow::bail!(
-            "{}:{}: label `{}` in column `{}` is not one of the trial's classes {labels:?}",
-            file.display(),
-            unknown.line,
-            unknown.label,
-            columns.label
-        );
-    }
-
     let tmp = options.out.with_extension("csv.tmp");
+    let written = write_predictions(
+        &model,
+        &encoder,
+        (file, options.format.or(task.format), &columns),
+        &labels,
+        options,
+        &tmp,
+    );
+    let predicted = match written {
+        Ok(predicted) => predicted,
+        Err(error) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(error);
+        }
+    };
+    fs::rename(&tmp, &options.out)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), options.out.display()))?;
+    Ok(predicted)
+}
+
+/// Streams `file` through the model `batch_size` examples at a time, writing each batch's
+/// predictions to `tmp` as it goes.
+fn write_predictions(
+    model: &Classifier,
+    encoder: &TextEncoder,
+    (file, format, columns): (&Path, Option<TableFormat>, &Columns),
+    labels: &[String],
+    options: &PredictOptions,
+    tmp: &Path,
+) -> Result<Predicted> {
+    let device = Device::flex();
     let mut out = csv::Writer::from_writer(BufWriter::new(
-        fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+        fs::File::create(tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
     ));
-    let mut header = vec!["line".to_string(), "predicted".into()];
-    if labelled {
-        header.push(columns.label.clone());
-    }
-    header.extend(labels.iter().map(|l| format!("p_{l}")));
-    out.write_record(&header)?;
-    let bar = std::io::stderr().is_terminal().then(|| progress_bar(rows.len()));
-    let mut correct = 0;
-    for chunk in rows.chunks(options.batch_size) {
-        let probabilities = classify(&model, &encoder, chunk, &device)?;
-        for (row, p) in chunk.iter().zip(probabilities.chunks(labels.len())) {
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    // Whether the file has labels is told by its first example.
+    let mut labelled = None;
+    let (mut examples, mut correct) = (0, 0);
+    let mut batch: Vec<TextRow> = Vec::with_capacity(options.batch_size);
+    let mut flush = |batch: &mut Vec<TextRow>| -> Result<()> {
+        let has_labels = match labelled {
+            Some(has) => has,
+            None => {
+                let has = !batch[0].label.is_empty();
+                let mut header = vec!["line".to_string(), "predicted".into()];
+                if has {
+                    header.push(columns.label.clone());
+                }
+                header.extend(labels.iter().map(|l| format!("p_{l}")));
+                out.write_record(&header)?;
+                labelled = Some(has);
+                has
+            }
+        };
+        let probabilities = classify(model, encoder, batch, &device)?;
+        for (row, p) in batch.iter().zip(probabilities.chunks(labels.len())) {
+            if has_labels && !labels.contains(&row.label) {
+                anyhow::bail!(
+                    "{}:{}: label `{}` in column `{}` is not one of the trial's classes {labels:?}",
+                    file.display(),
+                    row.line,
+                    row.label,
+                    columns.label
+                );
+            }
             let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).expect("classes");
-            correct += usize::from(labelled && labels[best] == row.label);
+            correct += usize::from(has_labels && labels[best] == row.label);
             let mut fields = vec![row.line.to_string(), labels[best].clone()];
-            if labelled {
+            if has_labels {
                 fields.push(row.label.clone());
             }
             fields.extend(p.iter().map(|v| format!("{v:.6}")));
             out.write_record(&fields)?;
         }
+        examples += batch.len();
         if let Some(bar) = &bar {
-            bar.inc(chunk.len() as u64);
+            bar.inc(batch.len() as u64);
         }
+        batch.clear();
+        Ok(())
+    };
+    each_row(file, format, columns, |row| -> Result<()> {
+        batch.push(row);
+        if batch.len() == options.batch_size {
+            flush(&mut batch)?;
+        }
+        Ok(())
+    })?;
+    if !batch.is_empty() {
+        flush(&mut batch)?;
     }
     out.into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?
@@ -140,11 +192,9 @@ pub fn predict(model_dir: &Path, file: &Path, options: &PredictOptions) -> Resul
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    fs::rename(&tmp, &options.out)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), options.out.display()))?;
     Ok(Predicted {
-        examples: rows.len(),
-        accuracy: labelled.then_some((correct, rows.len())),
+        examples,
+        accuracy: (labelled == Some(true)).then_some((correct, examples)),
         out: options.out.clone(),
     })
 }
@@ -166,10 +216,11 @@ fn classify(model: &Classifier, encoder: &TextEncoder, rows: &[TextRow], device:
         .expect("f32 probabilities"))
 }
 
-fn progress_bar(total: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
+/// A spinner with the examples classified so far: a streamed file's length is not known ahead.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} examples  {elapsed_precise} elapsed, ETA {eta}")
+        ProgressStyle::with_template("{spinner} {pos} examples classified  {elapsed_precise} elapsed, {per_sec}")
             .expect("valid template"),
     );
     bar
