@@ -29,6 +29,10 @@ fn layouts() -> Vec<Columns> {
             skip_labels: vec!["plot".into()],
             ..Columns::new("text", "category")
         },
+        Columns {
+            label_optional: true,
+            ..Columns::new("text", "label")
+        },
     ]
 }
 
