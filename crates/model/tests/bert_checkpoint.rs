@@ -61,7 +61,7 @@ fn checkpoint_entries(model: &BertModel, prefix: &str) -> Vec<Entry> {
         ),
         param(
             "embeddings.token_type_embeddings.weight".into(),
-            &e.token_type_embeddings.weight,
+            &e.token_type_embeddings.as_ref().unwrap().weight,
         ),
     ];
     // Checkpoints converted from TensorFlow name LayerNorm parameters gamma / beta.

@@ -1,10 +1,18 @@
-//! A BERT encoder with a sequence-classification head, shaped like Hugging Face's
-//! `BertForSequenceClassification` (transformers `models/bert/modeling_bert.py`).
+//! A BERT-family encoder with a sequence-classification head, shaped like Hugging Face's
+//! `BertForSequenceClassification` (transformers `models/bert/modeling_bert.py`), and the two
+//! relatives that share its layers:
 //!
-//! Field names follow the checkpoint's module names, so `bert.encoder.layer.3.attention.self.query`
-//! is `bert.encoder.layer[3].attention.self_attention.query` here; the two spellings Rust cannot
-//! use are `self` (here `self_attention`) and `LayerNorm` (here `layer_norm`). Linear weights are
-//! held in Burn's `[d_in, d_out]` layout, the transpose of PyTorch's.
+//! - RoBERTa (`models/roberta/modeling_roberta.py`; XLM-R and CamemBERT too): position ids count
+//!   from `pad_token_id + 1`, one token type;
+//! - MPNet (`models/mpnet/modeling_mpnet.py`): RoBERTa's position ids, no token types, and a learned
+//!   relative position bias, one per head and distance bucket, shared by every layer and added to
+//!   the attention scores.
+//!
+//! Field names follow BERT's module names, so `bert.encoder.layer.3.attention.self.query` is
+//! `bert.encoder.layer[3].attention.self_attention.query` here; the two spellings Rust cannot use
+//! are `self` (here `self_attention`) and `LayerNorm` (here `layer_norm`). Each family's own module
+//! names (MPNet's `attention.attn.q`, ...) are [`ModelType::layer_names`]'. Linear weights are held
+//! in Burn's `[d_in, d_out]` layout, the transpose of PyTorch's.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -53,6 +61,101 @@ pub struct BertConfig {
     /// Standard deviation of the random init. Default: 0.02.
     #[config(default = 0.02)]
     pub initializer_range: f64,
+    /// The checkpoint family: its module names, position ids and extras. Default: `bert`.
+    #[config(default = "ModelType::Bert")]
+    pub model_type: ModelType,
+    /// The padding token's id; RoBERTa-style position ids start after it. Default: 0.
+    #[config(default = 0)]
+    pub pad_token_id: usize,
+    /// Distance buckets of MPNet's relative position bias; 0 for none. Default: 0.
+    #[config(default = 0)]
+    pub relative_attention_num_buckets: usize,
+}
+
+/// A checkpoint family of BERT-shaped encoders, as `config.json`'s `model_type` names it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelType {
+    /// BERT and its sentence-transformers descendants (MiniLM).
+    Bert,
+    /// RoBERTa, XLM-RoBERTa and CamemBERT.
+    Roberta,
+    /// MPNet.
+    Mpnet,
+}
+
+/// One layer's module names in a family's checkpoints, under `encoder.layer.<i>.`.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerNames {
+    /// Attention's query projection.
+    pub query: &'static str,
+    /// Its key projection.
+    pub key: &'static str,
+    /// Its value projection.
+    pub value: &'static str,
+    /// Its output projection.
+    pub output: &'static str,
+    /// The LayerNorm after attention.
+    pub attention_norm: &'static str,
+    /// The feed-forward input projection.
+    pub intermediate: &'static str,
+    /// The feed-forward output projection.
+    pub ffn_out: &'static str,
+    /// The LayerNorm after the feed-forward block.
+    pub output_norm: &'static str,
+}
+
+/// The largest distance MPNet's relative position buckets tell apart (transformers' default).
+pub const RELATIVE_MAX_DISTANCE: usize = 128;
+
+impl ModelType {
+    /// The encoder's prefix in the family's `*ForSequenceClassification` checkpoints.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ModelType::Bert => "bert",
+            ModelType::Roberta => "roberta",
+            ModelType::Mpnet => "mpnet",
+        }
+    }
+
+    /// The family's classification model class, for a checkpoint's `architectures`.
+    pub fn classifier_class(self) -> &'static str {
+        match self {
+            ModelType::Bert => "BertForSequenceClassification",
+            ModelType::Roberta => "RobertaForSequenceClassification",
+            ModelType::Mpnet => "MPNetForSequenceClassification",
+        }
+    }
+
+    /// The module names of one layer.
+    pub fn layer_names(self) -> LayerNames {
+        let bert = LayerNames {
+            query: "attention.self.query",
+            key: "attention.self.key",
+            value: "attention.self.value",
+            output: "attention.output.dense",
+            attention_norm: "attention.output.LayerNorm",
+            intermediate: "intermediate.dense",
+            ffn_out: "output.dense",
+            output_norm: "output.LayerNorm",
+        };
+        match self {
+            ModelType::Bert | ModelType::Roberta => bert,
+            ModelType::Mpnet => LayerNames {
+                query: "attention.attn.q",
+                key: "attention.attn.k",
+                value: "attention.attn.v",
+                output: "attention.attn.o",
+                attention_norm: "attention.LayerNorm",
+                ..bert
+            },
+        }
+    }
+
+    /// Whether position ids count from `pad_token_id + 1` (fairseq's), not from 0.
+    pub fn offset_positions(self) -> bool {
+        self != ModelType::Bert
+    }
 }
 
 /// Feed-forward activations, spelled as in `config.json`.
@@ -70,10 +173,14 @@ pub enum HiddenAct {
 /// How the sequence is summarised for the classifier.
 #[derive(Config, Debug, Copy, PartialEq)]
 pub enum Pooling {
-    /// BERT's pooler: `tanh(dense(h[CLS]))`.
+    /// BERT's pooler: `tanh(dense(h[CLS]))`, the pooler the checkpoint trained.
     Cls,
     /// The mean of the unmasked tokens' hidden states (sentence-transformers' pooling).
     Mean,
+    /// RoBERTa's and MPNet's classification head on the first token: `out_proj(dropout(tanh(
+    /// dense(dropout(h[<s>])))))`, `dense` new and trained with `out_proj` (`classifier.dense`,
+    /// `classifier.out_proj`); the checkpoint's pooler is not used.
+    ClsHead,
 }
 
 /// Configuration of a [`BertClassifier`].
@@ -112,8 +219,12 @@ pub struct BertModel {
     pub embeddings: BertEmbeddings,
     /// The transformer layers.
     pub encoder: BertEncoder,
-    /// `tanh(dense(h[CLS]))`, present with CLS pooling.
+    /// `tanh(dense(h[CLS]))`, present with CLS pooling (and, as the head's `dense`, with
+    /// [`Pooling::ClsHead`]).
     pub pooler: Option<BertPooler>,
+    /// The checkpoint family, whose module names the model's sites carry.
+    #[module(skip)]
+    pub model_type: ModelType,
 }
 
 /// Token + position + segment embeddings, then LayerNorm and dropout.
@@ -123,12 +234,15 @@ pub struct BertEmbeddings {
     pub word_embeddings: LoraEmbedding,
     /// `[max_position_embeddings, hidden_size]`.
     pub position_embeddings: Embedding,
-    /// `[type_vocab_size, hidden_size]`.
-    pub token_type_embeddings: Embedding,
+    /// `[type_vocab_size, hidden_size]`; none when there are no token types (MPNet).
+    pub token_type_embeddings: Option<Embedding>,
     /// LayerNorm over the sum.
     pub layer_norm: LayerNorm,
     /// Dropout after it.
     pub dropout: Dropout,
+    /// With RoBERTa-style positions, the padding id they count from (`pad_token_id`).
+    #[module(skip)]
+    pub position_padding: Option<usize>,
 }
 
 /// The stack of transformer layers.
@@ -136,6 +250,8 @@ pub struct BertEmbeddings {
 pub struct BertEncoder {
     /// `num_hidden_layers` layers, run in order.
     pub layer: Vec<BertLayer>,
+    /// MPNet's relative position bias, `[buckets, heads]`, shared by every layer; frozen.
+    pub relative_attention_bias: Option<Embedding>,
 }
 
 /// One post-LayerNorm transformer layer.
@@ -247,9 +363,10 @@ impl BertConfig {
                 .with_init_std(std)
                 .init(rng, device),
             position_embeddings: table(self.max_position_embeddings, rng),
-            token_type_embeddings: table(self.type_vocab_size, rng),
+            token_type_embeddings: (self.type_vocab_size > 0).then(|| table(self.type_vocab_size, rng)),
             layer_norm: layer_norm(),
             dropout: hidden_dropout(),
+            position_padding: self.model_type.offset_positions().then_some(self.pad_token_id),
         };
         let layer = (0..self.num_hidden_layers)
             .map(|_| BertLayer {
@@ -273,10 +390,23 @@ impl BertConfig {
         let pooler = with_pooler.then(|| BertPooler {
             dense: linear(d, d, rng).base,
         });
+        let relative_attention_bias = (self.relative_attention_num_buckets > 0).then(|| Embedding {
+            weight: Param::from_tensor(init::normal(
+                [self.relative_attention_num_buckets, self.num_attention_heads],
+                std,
+                rng,
+                device,
+            ))
+            .set_require_grad(false),
+        });
         BertModel {
             embeddings,
-            encoder: BertEncoder { layer },
+            encoder: BertEncoder {
+                layer,
+                relative_attention_bias,
+            },
             pooler,
+            model_type: self.model_type,
         }
     }
 }
@@ -288,12 +418,21 @@ impl BertClassifierConfig {
         self.with_encoder(bert, rng, device)
     }
 
-    /// A classifier on `bert`, with a freshly initialised head.
-    pub fn with_encoder(&self, bert: BertModel, rng: &mut impl Rng, device: &Device) -> BertClassifier {
-        let classifier = LoraLinearConfig::new(self.bert.hidden_size, self.n_classes)
-            .with_init_std(Some(self.bert.initializer_range))
-            .init(rng, device)
-            .base;
+    /// A classifier on `bert`, with a freshly initialised head (with [`Pooling::ClsHead`], its
+    /// `dense` too).
+    pub fn with_encoder(&self, mut bert: BertModel, rng: &mut impl Rng, device: &Device) -> BertClassifier {
+        let linear = |d_out, rng: &mut _| {
+            LoraLinearConfig::new(self.bert.hidden_size, d_out)
+                .with_init_std(Some(self.bert.initializer_range))
+                .init(rng, device)
+                .base
+        };
+        if self.pooling == Pooling::ClsHead {
+            bert.pooler = Some(BertPooler {
+                dense: linear(self.bert.hidden_size, rng),
+            });
+        }
+        let classifier = linear(self.n_classes, rng);
         BertClassifier {
             bert,
             dropout: DropoutConfig::new(self.bert.hidden_dropout_prob).init(),
@@ -318,7 +457,17 @@ impl BertClassifier {
         let hidden = self.bert.forward(input_ids, attention_mask.clone(), token_type_ids);
         let pooled = match (self.pooling, &self.bert.pooler) {
             (Pooling::Cls, Some(pooler)) => pooler.forward(hidden),
-            (Pooling::Cls, None) => panic!("CLS pooling needs a model built with a pooler"),
+            (Pooling::ClsHead, Some(head)) => {
+                let [batch, _, d] = hidden.dims();
+                let first = hidden.slice([0..batch, 0..1, 0..d]).reshape([batch, d]);
+                let dense = &head.dense;
+                tanh(members::linear(
+                    self.dropout.forward(first),
+                    dense.weight.val(),
+                    dense.bias.as_ref().map(|b| b.val()),
+                ))
+            }
+            (Pooling::Cls | Pooling::ClsHead, None) => panic!("CLS pooling needs a model built with a pooler"),
             (Pooling::Mean, _) => mean_pool(hidden, attention_mask),
         };
         let classifier = &self.classifier;
@@ -353,33 +502,86 @@ impl BertModel {
         token_type_ids: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
         // Padding keys get a large negative score, so softmax gives them zero weight.
-        let key_bias = (attention_mask.float().neg() + 1.0).mul_scalar(-1e9);
-        let mut hidden = self.embeddings.forward(input_ids, token_type_ids);
+        let key_bias = (attention_mask.clone().float().neg() + 1.0).mul_scalar(-1e9);
+        let seq = input_ids.dims()[1];
+        let mut hidden = self.embeddings.forward(input_ids, attention_mask, token_type_ids);
+        let position_bias = self.encoder.relative_attention_bias.as_ref().map(|table| {
+            let heads = table.weight.dims()[1];
+            let buckets = relative_position_buckets(seq, table.weight.dims()[0], &hidden.device());
+            // [seq, seq, heads] -> [1, heads, seq, seq], broadcast over the batch.
+            table
+                .forward(buckets.unsqueeze_dim::<2>(0))
+                .reshape([seq, seq, heads])
+                .permute([2, 0, 1])
+                .unsqueeze_dim::<4>(0)
+        });
         for layer in &self.encoder.layer {
-            hidden = layer.forward(hidden, key_bias.clone());
+            hidden = layer.forward(hidden, key_bias.clone(), position_bias.clone());
         }
         hidden
     }
 }
 
+/// MPNet's relative position bucket of every (query, key) pair of a `seq`-token sequence, as
+/// transformers' `MPNetEncoder.relative_position_bucket` computes it (T5's bidirectional
+/// buckets: half for keys before the query, half after; exact up to a quarter of the buckets,
+/// then logarithmic up to [`RELATIVE_MAX_DISTANCE`]), flattened row-major.
+///
+/// # Shapes
+/// output: `[seq * seq]`
+pub fn relative_position_buckets(seq: usize, num_buckets: usize, device: &Device) -> Tensor<1, Int> {
+    let half = (num_buckets / 2) as i64;
+    let max_exact = half / 2;
+    let bucket = |query: i64, key: i64| {
+        // transformers' `n = -(key - query)`: positive when the key comes first.
+        let n = query - key;
+        let side = if n < 0 { half } else { 0 };
+        let n = n.abs();
+        if n < max_exact {
+            return side + n;
+        }
+        let log = (n as f32 / max_exact as f32).ln() / (RELATIVE_MAX_DISTANCE as f32 / max_exact as f32).ln();
+        // `.to(torch.long)` truncates toward zero.
+        side + (max_exact + (log * (half - max_exact) as f32) as i64).min(half - 1)
+    };
+    let buckets: Vec<i64> = (0..seq as i64)
+        .flat_map(|query| (0..seq as i64).map(move |key| bucket(query, key)))
+        .collect();
+    Tensor::from_data(burn::tensor::TensorData::new(buckets, [seq * seq]), device)
+}
+
 impl BertEmbeddings {
-    fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Option<Tensor<2, Int>>) -> Tensor<3> {
+    fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
-            .unsqueeze_dim::<2>(0)
-            .repeat_dim(0, batch);
-        let token_types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
-        let sum = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_types);
+        let positions = match self.position_padding {
+            // fairseq's `make_positions`: tokens count 1, 2, ... after the padding id, which
+            // padding keeps.
+            Some(padding) => (attention_mask.clone().cumsum(1) * attention_mask).add_scalar(padding as i64),
+            None => Tensor::<1, Int>::arange(0..seq as i64, &device)
+                .unsqueeze_dim::<2>(0)
+                .repeat_dim(0, batch),
+        };
+        let mut sum = self.word_embeddings.forward(input_ids) + self.position_embeddings.forward(positions);
+        if let Some(table) = &self.token_type_embeddings {
+            let token_types = token_type_ids.unwrap_or_else(|| Tensor::zeros([batch, seq], &device));
+            sum = sum + table.forward(token_types);
+        }
         self.dropout.forward(self.layer_norm.forward(sum))
     }
 }
 
 impl BertLayer {
-    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>) -> Tensor<3> {
-        let attended = self.attention.self_attention.forward(x.clone(), key_bias);
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>, position_bias: Option<Tensor<4>>) -> Tensor<3> {
+        let attended = self
+            .attention
+            .self_attention
+            .forward(x.clone(), key_bias, position_bias);
         let x = self.attention.output.forward(attended, x);
         let inner = self.intermediate.forward(x.clone());
         self.output.forward(inner, x)
@@ -388,17 +590,24 @@ impl BertLayer {
 
 impl BertSelfAttention {
     /// # Shapes
-    /// `[batch, seq, d]`, key bias `[batch, seq]` -> `[batch, seq, d]`
-    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>) -> Tensor<3> {
+    /// `[batch, seq, d]`, key bias `[batch, seq]`, position bias `[1, heads, seq, seq]` ->
+    /// `[batch, seq, d]`
+    fn forward(&self, x: Tensor<3>, key_bias: Tensor<2>, position_bias: Option<Tensor<4>>) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         let d_head = d_model / self.n_heads;
         let split_heads = |t: Tensor<3>| t.reshape([batch, seq, self.n_heads, d_head]).swap_dims(1, 2);
         let q = split_heads(self.query.forward(x.clone()));
         let k = split_heads(self.key.forward(x.clone()));
         let v = split_heads(self.value.forward(x));
+        let scale = 1.0 / (d_head as f64).sqrt();
         let scores = q.matmul(k.transpose());
+        // MPNet adds its bias to the scaled scores; the softmax below scales what it is given.
+        let scores = match position_bias {
+            Some(bias) => scores + bias.div_scalar(scale),
+            None => scores,
+        };
         let dropout = self.dropout.mask(&scores);
-        let probs = fused::attention_softmax(scores, key_bias, 1.0 / (d_head as f64).sqrt(), dropout);
+        let probs = fused::attention_softmax(scores, key_bias, scale, dropout);
         probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, d_model])
     }
 }
@@ -432,39 +641,41 @@ impl BertPooler {
 
 impl LoraModel for BertClassifier {
     fn linear_sites(&mut self) -> Vec<Site<'_, LoraLinear>> {
+        let model_type = self.bert.model_type;
+        let names = model_type.layer_names();
         let mut sites = Vec::new();
         for (i, layer) in self.bert.encoder.layer.iter_mut().enumerate() {
-            let prefix = format!("bert.encoder.layer.{i}");
+            let at = |name: &str| format!("{}.encoder.layer.{i}.{name}", model_type.prefix());
             let attention = &mut layer.attention.self_attention;
             sites.extend([
                 Site {
                     target: "query",
-                    path: format!("{prefix}.attention.self.query"),
+                    path: at(names.query),
                     layer: &mut attention.query,
                 },
                 Site {
                     target: "key",
-                    path: format!("{prefix}.attention.self.key"),
+                    path: at(names.key),
                     layer: &mut attention.key,
                 },
                 Site {
                     target: "value",
-                    path: format!("{prefix}.attention.self.value"),
+                    path: at(names.value),
                     layer: &mut attention.value,
                 },
                 Site {
                     target: "output",
-                    path: format!("{prefix}.attention.output.dense"),
+                    path: at(names.output),
                     layer: &mut layer.attention.output.dense,
                 },
                 Site {
                     target: "ffn_in",
-                    path: format!("{prefix}.intermediate.dense"),
+                    path: at(names.intermediate),
                     layer: &mut layer.intermediate.dense,
                 },
                 Site {
                     target: "ffn_out",
-                    path: format!("{prefix}.output.dense"),
+                    path: at(names.ffn_out),
                     layer: &mut layer.output.dense,
                 },
             ]);
@@ -475,16 +686,31 @@ impl LoraModel for BertClassifier {
     fn embedding_sites(&mut self) -> Vec<Site<'_, LoraEmbedding>> {
         vec![Site {
             target: "word_embeddings",
-            path: "bert.embeddings.word_embeddings".into(),
+            path: format!("{}.embeddings.word_embeddings", self.bert.model_type.prefix()),
             layer: &mut self.bert.embeddings.word_embeddings,
         }]
     }
 
     fn head_sites(&mut self) -> Vec<Site<'_, Linear>> {
-        vec![Site {
-            target: "classifier",
-            path: "classifier".into(),
-            layer: &mut self.classifier,
-        }]
+        match (self.pooling, &mut self.bert.pooler) {
+            // The head of RoBERTa's and MPNet's `*ForSequenceClassification`.
+            (Pooling::ClsHead, Some(pooler)) => vec![
+                Site {
+                    target: "classifier",
+                    path: "classifier.dense".into(),
+                    layer: &mut pooler.dense,
+                },
+                Site {
+                    target: "classifier",
+                    path: "classifier.out_proj".into(),
+                    layer: &mut self.classifier,
+                },
+            ],
+            _ => vec![Site {
+                target: "classifier",
+                path: "classifier".into(),
+                layer: &mut self.classifier,
+            }],
+        }
     }
 }

@@ -6,7 +6,8 @@ mod mlp;
 
 pub use bert::{
     BertAttention, BertClassifier, BertClassifierConfig, BertConfig, BertEmbeddings, BertEncoder, BertIntermediate,
-    BertLayer, BertModel, BertOutput, BertPooler, BertSelfAttention, HiddenAct, Pooling, mean_pool,
+    BertLayer, BertModel, BertOutput, BertPooler, BertSelfAttention, HiddenAct, LayerNames, ModelType, Pooling,
+    RELATIVE_MAX_DISTANCE, mean_pool, relative_position_buckets,
 };
 pub use bert_hf::{CONFIG_FILE, WEIGHTS_FILE, load_bert, read_bert_config, save_pretrained};
 pub use mlp::{Mlp, MlpConfig, ToyWidthConfig};
