@@ -22,7 +22,9 @@ max_length=32. It writes JSON with:
                                    over tokens, NOT L2-normalized.
 
 Floats are written with 9 significant digits (round-trips float32).
-Nothing here is specific to MiniLM; any BERT checkpoint folder works.
+Nothing here is specific to MiniLM; any BERT-family checkpoint folder works (BERT, RoBERTa, MPNet:
+the MPNet fixture, crates/model/tests/fixtures/bert-reference-mpnet.json, comes from
+data/all-mpnet-base-v2).
 
 How to regenerate the committed fixture (from the repository root)
 ------------------------------------------------------------------
@@ -114,10 +116,11 @@ def main():
     batch = tokenizer.pad(features, padding=True, return_tensors="pt",
                           return_attention_mask=True)
 
+    # MPNet has no token types (its model takes none); BERT's and RoBERTa's get them.
+    types = {"token_type_ids": batch["token_type_ids"]} if getattr(model.config, "type_vocab_size", 0) else {}
     with torch.no_grad():
         out = model(input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    token_type_ids=batch["token_type_ids"])
+                    attention_mask=batch["attention_mask"], **types)
     hs = out.last_hidden_state.float()
     mask = batch["attention_mask"].unsqueeze(-1).to(hs.dtype)
     mean_pooled = (hs * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

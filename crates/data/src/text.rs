@@ -38,7 +38,10 @@ impl TextEncoder {
         })?;
         let pad_id = match tokenizer.get_padding() {
             Some(padding) => padding.pad_id,
-            None => tokenizer.token_to_id("[PAD]").unwrap_or(0),
+            None => ["[PAD]", "<pad>"]
+                .iter()
+                .find_map(|token| tokenizer.token_to_id(token))
+                .unwrap_or(0),
         };
         tokenizer.with_padding(None);
         tokenizer

@@ -1,6 +1,7 @@
 //! Tokenization with a real `tokenizer.json` matches transformers' fast tokenizer: the ids,
-//! attention mask and segment ids of `crates/model/tests/fixtures/bert-reference-minilm.json`
-//! (written by `scripts/reference/bert_reference.py`). Needs `scripts/fetch-data.sh`.
+//! attention mask and segment ids of `crates/model/tests/fixtures/bert-reference-{minilm,mpnet}.json`
+//! (written by `scripts/reference/bert_reference.py`): WordPiece with `[CLS] A [SEP] B [SEP]`, and
+//! MPNet's `<s> A </s></s> B </s>`. Needs `scripts/fetch-data.sh`.
 
 use std::path::PathBuf;
 
@@ -27,7 +28,11 @@ fn root() -> PathBuf {
 }
 
 fn encoder(max_seq_len: usize) -> TextEncoder {
-    let path = root().join("data/all-MiniLM-L6-v2").join(TOKENIZER_FILE);
+    encoder_of("all-MiniLM-L6-v2", max_seq_len)
+}
+
+fn encoder_of(checkpoint: &str, max_seq_len: usize) -> TextEncoder {
+    let path = root().join("data").join(checkpoint).join(TOKENIZER_FILE);
     assert!(
         path.exists(),
         "{} is missing: run scripts/fetch-data.sh first",
@@ -38,7 +43,16 @@ fn encoder(max_seq_len: usize) -> TextEncoder {
 
 #[test]
 fn minilm_tokenizer_matches_transformers() {
-    let fixture = root().join("crates/model/tests/fixtures/bert-reference-minilm.json");
+    tokenizer_matches_transformers("all-MiniLM-L6-v2", "minilm");
+}
+
+#[test]
+fn mpnet_tokenizer_matches_transformers() {
+    tokenizer_matches_transformers("all-mpnet-base-v2", "mpnet");
+}
+
+fn tokenizer_matches_transformers(checkpoint: &str, fixture: &str) {
+    let fixture = root().join(format!("crates/model/tests/fixtures/bert-reference-{fixture}.json"));
     let reference: Reference = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     let texts: Vec<(&str, Option<&str>)> = reference
         .inputs
@@ -50,7 +64,7 @@ fn minilm_tokenizer_matches_transformers() {
         mask,
         type_ids,
         seq_len,
-    } = encoder(reference.max_length).encode(&texts).unwrap()
+    } = encoder_of(checkpoint, reference.max_length).encode(&texts).unwrap()
     else {
         panic!("text becomes tokens")
     };

@@ -1,9 +1,10 @@
 //! The encoder loaded from a real Hugging Face checkpoint matches the original implementation.
 //!
-//! `fixtures/bert-reference-minilm.json` holds what transformers' `BertModel` computes for a
+//! `fixtures/bert-reference-{minilm,mpnet}.json` hold what transformers' `AutoModel` computes for a
 //! fixed batch (three sentences and a sentence pair, padded to the longest), written by
-//! `scripts/reference/bert_reference.py` (its docstring says how to regenerate it). The
-//! checkpoint is all-MiniLM-L6-v2, which `scripts/fetch-data.sh` puts in `data/`.
+//! `scripts/reference/bert_reference.py` (its docstring says how to regenerate them). The
+//! checkpoints are all-MiniLM-L6-v2 (BERT) and all-mpnet-base-v2 (MPNet: RoBERTa-style positions,
+//! no token types, the relative position bias), which `scripts/fetch-data.sh` puts in `data/`.
 
 use std::path::PathBuf;
 
@@ -21,7 +22,11 @@ struct Reference {
 }
 
 fn checkpoint() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/all-MiniLM-L6-v2");
+    checkpoint_of("all-MiniLM-L6-v2")
+}
+
+fn checkpoint_of(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name);
     assert!(
         dir.join("model.safetensors").exists(),
         "{} is missing: run scripts/fetch-data.sh first",
@@ -30,8 +35,8 @@ fn checkpoint() -> PathBuf {
     dir
 }
 
-fn reference() -> Reference {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-reference-minilm.json");
+fn reference(name: &str) -> Reference {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/bert-reference-{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture parses")
 }
 
@@ -42,12 +47,21 @@ fn int_tensor(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
 
 #[test]
 fn minilm_hidden_states_match_transformers() {
+    hidden_states_match_transformers("all-MiniLM-L6-v2", "minilm", (384, 6));
+}
+
+#[test]
+fn mpnet_hidden_states_match_transformers() {
+    hidden_states_match_transformers("all-mpnet-base-v2", "mpnet", (768, 12));
+}
+
+fn hidden_states_match_transformers(checkpoint: &str, fixture: &str, (width, layers): (usize, usize)) {
     let device = Device::flex();
-    let dir = checkpoint();
+    let dir = checkpoint_of(checkpoint);
     let config = read_bert_config(&dir).expect("config.json");
-    assert_eq!((config.hidden_size, config.num_hidden_layers), (384, 6));
+    assert_eq!((config.hidden_size, config.num_hidden_layers), (width, layers));
     let bert = load_bert(&dir, &config, false, &device).expect("model.safetensors");
-    let reference = reference();
+    let reference = reference(fixture);
     let mask = int_tensor(&reference.attention_mask, &device);
     let hidden = bert.forward(
         int_tensor(&reference.input_ids, &device),
@@ -79,7 +93,7 @@ fn minilm_hidden_states_match_transformers() {
         pooled_diff <= 1e-4,
         "mean-pooled embeddings differ by up to {pooled_diff}"
     );
-    eprintln!("max abs difference: hidden {max_diff:.2e}, mean-pooled {pooled_diff:.2e}");
+    eprintln!("{checkpoint}: max abs difference: hidden {max_diff:.2e}, mean-pooled {pooled_diff:.2e}");
 }
 
 #[test]
