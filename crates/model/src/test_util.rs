@@ -28,7 +28,17 @@ pub fn central_difference<M: Clone>(
     param: impl Fn(&mut M) -> &mut Param<Tensor<2>>,
     loss: impl Fn(&M) -> Vec<f32>,
 ) -> Vec<f32> {
-    let eps = 1e-2;
+    central_difference_at(1e-2, module, param, loss)
+}
+
+/// [`central_difference`] with step `eps`, for losses far from quadratic (whose truncation error
+/// grows with `eps^2`).
+pub fn central_difference_at<M: Clone>(
+    eps: f32,
+    module: &M,
+    param: impl Fn(&mut M) -> &mut Param<Tensor<2>>,
+    loss: impl Fn(&M) -> Vec<f32>,
+) -> Vec<f32> {
     let mut probe = module.clone();
     let tensor = param(&mut probe).val();
     let (shape, device) = (tensor.dims(), tensor.device());

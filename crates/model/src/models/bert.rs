@@ -714,3 +714,123 @@ impl LoraModel for BertClassifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::TensorData;
+
+    use super::*;
+    use crate::test_util::{assert_close, central_difference_at, values};
+    use crate::{AttachConfig, LoraConfig, attach};
+
+    #[test]
+    fn relative_position_buckets_are_transformers() {
+        // transformers' `MPNetEncoder.relative_position_bucket(r, 32, 128)` for these
+        // r = key - query (printed by transformers 5.24.0).
+        let distances = [
+            -300, -129, -128, -127, -64, -33, -17, -16, -9, -8, -7, -1, 0, 1, 7, 8, 9, 16, 17, 33, 64, 127, 128, 129,
+            300,
+        ];
+        let expected = [
+            15, 15, 15, 15, 14, 12, 10, 10, 8, 8, 7, 1, 0, 17, 23, 24, 24, 26, 26, 28, 30, 31, 31, 31, 31,
+        ];
+        let seq = 601;
+        let buckets: Vec<i64> = relative_position_buckets(seq, 32, &Device::flex())
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        let query = 300;
+        let got: Vec<i64> = distances
+            .iter()
+            .map(|r: &i64| buckets[query * seq + (query as i64 + r) as usize])
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    /// A two-layer MPNet with rank-2 adapters (non-zero B) on query and key.
+    fn tiny_mpnet(device: &Device) -> BertClassifier {
+        let config = BertConfig::new(20, 8, 2, 2, 16)
+            .with_model_type(ModelType::Mpnet)
+            .with_type_vocab_size(0)
+            .with_pad_token_id(1)
+            .with_relative_attention_num_buckets(8)
+            .with_max_position_embeddings(16)
+            // Weights large enough that attention, and so the bias, moves the output.
+            .with_initializer_range(0.5)
+            .with_hidden_dropout_prob(0.0)
+            .with_attention_probs_dropout_prob(0.0);
+        let model = BertClassifierConfig::new(config, 3).init(&mut init::rng(0), device);
+        let targets = vec!["query".into(), "key".into()];
+        let mut model = attach(
+            model,
+            &AttachConfig::new(LoraConfig::new(2), targets),
+            &mut init::rng(1),
+        )
+        .unwrap();
+        let mut rng = init::rng(2);
+        // A bias large enough to move the attention (its init is N(0, 0.02^2)).
+        let table = model.bert.encoder.relative_attention_bias.as_mut().unwrap();
+        table.weight =
+            Param::from_tensor(init::normal(table.weight.dims(), 1.0, &mut rng, device)).set_require_grad(false);
+        for site in model.linear_sites() {
+            if let Some(adapter) = site.layer.adapter.as_mut() {
+                adapter.lora_b = Param::from_tensor(init::normal(adapter.lora_b.dims(), 0.5, &mut rng, device));
+            }
+        }
+        model
+    }
+
+    fn batch(device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+        let ids = TensorData::new(vec![0i64, 5, 9, 3, 2, 1, 0, 7, 4, 6, 12, 2], [2, 6]);
+        let mask = TensorData::new(vec![1i64, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1], [2, 6]);
+        (Tensor::from_data(ids, device), Tensor::from_data(mask, device))
+    }
+
+    #[test]
+    fn adapter_gradients_through_the_relative_position_bias_match_central_differences() {
+        let device = Device::flex().autodiff();
+        let model = tiny_mpnet(&device);
+        let (ids, mask) = batch(&device);
+        let loss = |m: &BertClassifier| values(m.forward(ids.clone(), mask.clone(), None).tanh().sum());
+        // The bias is in the path: zeroing it changes the output.
+        let mut unbiased = model.clone();
+        let table = unbiased.bert.encoder.relative_attention_bias.as_mut().unwrap();
+        table.weight = Param::from_tensor(table.weight.val().zeros_like()).set_require_grad(false);
+        assert!((loss(&unbiased)[0] - loss(&model)[0]).abs() > 1e-4);
+
+        let grads = model.forward(ids.clone(), mask.clone(), None).tanh().sum().backward();
+        fn query_a(m: &mut BertClassifier) -> &mut Param<Tensor<2>> {
+            &mut m.bert.encoder.layer[1]
+                .attention
+                .self_attention
+                .query
+                .adapter
+                .as_mut()
+                .unwrap()
+                .lora_a
+        }
+        fn key_b(m: &mut BertClassifier) -> &mut Param<Tensor<2>> {
+            &mut m.bert.encoder.layer[0]
+                .attention
+                .self_attention
+                .key
+                .adapter
+                .as_mut()
+                .unwrap()
+                .lora_b
+        }
+        let params: [(&str, fn(&mut BertClassifier) -> &mut Param<Tensor<2>>); 2] =
+            [("layer 1 query A", query_a), ("layer 0 key B", key_b)];
+        for (name, param) in params {
+            let mut probe = model.clone();
+            let analytic = values(param(&mut probe).grad(&grads).expect("the adapter trains"));
+            // A small step: through softmax, LayerNorm and tanh the loss is far from quadratic.
+            let numeric = central_difference_at(1e-3, &model, param, loss);
+            assert_close(&analytic, &numeric, 2e-2);
+            assert!(analytic.iter().any(|g| g.abs() > 1e-4), "{name}: a gradient to check");
+        }
+        let bias = model.bert.encoder.relative_attention_bias.as_ref().unwrap();
+        assert!(bias.weight.grad(&grads).is_none(), "the bias is frozen");
+    }
+}
