@@ -13,6 +13,7 @@ struct Reference {
     inputs: Vec<Input>,
     max_length: usize,
     input_ids: Vec<Vec<i64>>,
+    #[serde(default)]
     token_type_ids: Vec<Vec<i64>>,
     attention_mask: Vec<Vec<i64>>,
 }
@@ -49,6 +50,29 @@ fn minilm_tokenizer_matches_transformers() {
 #[test]
 fn mpnet_tokenizer_matches_transformers() {
     tokenizer_matches_transformers("all-mpnet-base-v2", "mpnet");
+}
+
+#[test]
+fn a_byte_level_bpe_tokenizer_matches_transformers() {
+    // The tiny RoBERTa's own tokenizer (scripts/reference/tiny_roberta.py), committed.
+    let dir = root().join("crates/model/tests/fixtures/tiny-roberta");
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let texts: Vec<(&str, Option<&str>)> = reference
+        .inputs
+        .iter()
+        .map(|i| (i.text.as_str(), i.text_pair.as_deref()))
+        .collect();
+    let encoder = TextEncoder::from_file(&dir.join(TOKENIZER_FILE), reference.max_length).unwrap();
+    let Inputs::Tokens { ids, mask, .. } = encoder.encode(&texts).unwrap() else {
+        panic!("text becomes tokens")
+    };
+    assert_eq!(
+        ids,
+        reference.input_ids.concat(),
+        "<s> A </s></s> B </s>, padded with <pad>"
+    );
+    assert_eq!(mask, reference.attention_mask.concat());
 }
 
 fn tokenizer_matches_transformers(checkpoint: &str, fixture: &str) {

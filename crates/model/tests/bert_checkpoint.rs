@@ -215,3 +215,54 @@ fn mismatched_checkpoints_are_named_errors() {
     let error = read_bert_config(dir.path()).unwrap_err().to_string();
     assert!(error.contains("config.json") && error.contains("roberta"), "{error}");
 }
+
+#[test]
+fn an_mpnet_checkpoint_round_trips_and_one_without_its_relative_bias_is_a_named_error() {
+    use loraplus_model::models::{BertClassifier, ModelType, save_pretrained};
+    let device = Device::flex();
+    let config = tiny()
+        .with_model_type(ModelType::Mpnet)
+        .with_type_vocab_size(0)
+        .with_pad_token_id(1)
+        .with_relative_attention_num_buckets(8)
+        .with_initializer_range(0.3);
+    let model: BertClassifier = BertClassifierConfig::new(config.clone(), 2).init(&mut init::rng(3), &device);
+    let dir = tempfile::tempdir().unwrap();
+    let base_config = serde_json::json!({
+        "model_type": "mpnet", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 12,
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "layer_norm_eps": 1e-12,
+        "relative_attention_num_buckets": 8, "pad_token_id": 1
+    });
+    save_pretrained(&model, &base_config, &["a".into(), "b".into()], dir.path()).unwrap();
+    let read = read_bert_config(dir.path()).unwrap();
+    assert_eq!(
+        (
+            read.model_type,
+            read.type_vocab_size,
+            read.relative_attention_num_buckets
+        ),
+        (ModelType::Mpnet, 0, 8)
+    );
+    let loaded = load_bert(dir.path(), &read, false, &device).unwrap();
+    assert_eq!(
+        encode(&loaded, &device),
+        encode(&model.bert, &device),
+        "MPNet's names, both ways"
+    );
+
+    // The same file without its relative position bias.
+    let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, TensorView)> = file
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.contains("relative_attention_bias"))
+        .collect();
+    safetensors::serialize_to_file(kept, None, &dir.path().join("model.safetensors")).unwrap();
+    let error = load_bert(dir.path(), &read, false, &device).unwrap_err().to_string();
+    assert!(
+        error.contains("mpnet.encoder.relative_attention_bias.weight"),
+        "{error}"
+    );
+}

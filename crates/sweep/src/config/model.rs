@@ -69,8 +69,10 @@ pub enum ModelKind {
     /// A BERT encoder classifier with mean pooling. Targets: `query`, `key`, `value`, `output`,
     /// `ffn_in`, `ffn_out`, `word_embeddings`.
     Bert(BertSpec),
-    /// A pretrained BERT-architecture checkpoint (a Hugging Face folder with `config.json`,
-    /// `model.safetensors` and `tokenizer.json`) with a new classification head. Same targets.
+    /// A pretrained checkpoint of the BERT family (a Hugging Face folder with `config.json`,
+    /// `model.safetensors` and `tokenizer.json`; `model_type` bert, roberta, xlm-roberta,
+    /// camembert or mpnet) with a new classification head. Same targets, whatever the family
+    /// calls the layers (MPNet's `q`, `k`, `v`, `o` are `query`, `key`, `value`, `output`).
     BertCheckpoint(CheckpointSpec),
 }
 
@@ -113,7 +115,8 @@ pub struct BertSpec {
 pub struct CheckpointSpec {
     /// The checkpoint folder (relative to the working directory).
     pub path: PathBuf,
-    /// `mean` (sentence-transformers) or `cls` (BERT's pooler). Default: `mean`.
+    /// `mean` (sentence-transformers), `cls` (BERT's pooler) or `cls_head` (RoBERTa's and
+    /// MPNet's classification head). Default: `mean`.
     #[serde(default = "default_pooling")]
     pub pooling: PoolingKind,
     /// Dropout in the encoder and before the head. Default: the checkpoint's `config.json`.
@@ -129,6 +132,9 @@ pub enum PoolingKind {
     Mean,
     /// BERT's pooler on the `[CLS]` token.
     Cls,
+    /// RoBERTa's and MPNet's classification head on the first token (`classifier.dense`, tanh,
+    /// `classifier.out_proj`), trained with the adapters.
+    ClsHead,
 }
 
 fn default_pooling() -> PoolingKind {
@@ -140,6 +146,7 @@ impl From<PoolingKind> for Pooling {
         match kind {
             PoolingKind::Mean => Pooling::Mean,
             PoolingKind::Cls => Pooling::Cls,
+            PoolingKind::ClsHead => Pooling::ClsHead,
         }
     }
 }

@@ -96,16 +96,24 @@ pub fn check_data(kind: &ModelKind, data: &TaskData) -> Result<()> {
             config.display(),
             bert.vocab_size
         );
+        // A model without token types (MPNet) reads no segment ids.
         anyhow::ensure!(
-            max(type_ids) < bert.type_vocab_size,
+            bert.type_vocab_size == 0 || max(type_ids) < bert.type_vocab_size,
             "the task has text pairs (segment id {}), but {} has type_vocab_size = {}",
             max(type_ids),
             config.display(),
             bert.type_vocab_size
         );
+        // RoBERTa-style position ids start after the padding id.
+        let positions = if bert.model_type.offset_positions() {
+            bert.max_position_embeddings.saturating_sub(bert.pad_token_id + 1)
+        } else {
+            bert.max_position_embeddings
+        };
         anyhow::ensure!(
-            *seq_len <= bert.max_position_embeddings,
-            "sequences of {seq_len} tokens, but {} has max_position_embeddings = {}: lower the task's max_seq_len",
+            *seq_len <= positions,
+            "sequences of {seq_len} tokens, but {} has room for {positions} positions (max_position_embeddings \
+             = {}): lower the task's max_seq_len",
             config.display(),
             bert.max_position_embeddings
         );
@@ -138,23 +146,26 @@ impl Classifier {
     }
 
     /// The same model with a fresh, trainable head for `n_classes` classes (PyTorch
-    /// `nn.Linear` init), as when a pretrained encoder meets a new task.
+    /// `nn.Linear` init of each of its layers: the classifier, and with RoBERTa's head its
+    /// `dense`), as when a pretrained encoder meets a new task.
     pub fn with_new_head(mut self, n_classes: usize, rng: &mut impl Rng) -> Self {
-        let head = match &mut self {
-            Classifier::Mlp(m) => &mut m.head,
-            Classifier::Bert(b) => &mut b.classifier,
-        };
-        let [d_in, _] = head.weight.dims();
-        let device = head.weight.device();
-        *head = Linear {
-            weight: Param::from_tensor(init::kaiming_uniform_a_sqrt5([d_in, n_classes], d_in, rng, &device)),
-            bias: Some(Param::from_tensor(init::kaiming_uniform_a_sqrt5(
-                [n_classes],
-                d_in,
-                rng,
-                &device,
-            ))),
-        };
+        let sites = self.head_sites();
+        let last = sites.len() - 1;
+        for (i, site) in sites.into_iter().enumerate() {
+            let [d_in, d_out] = site.layer.weight.dims();
+            // The last layer maps to the classes; any before it keep their width.
+            let d_out = if i == last { n_classes } else { d_out };
+            let device = site.layer.weight.device();
+            *site.layer = Linear {
+                weight: Param::from_tensor(init::kaiming_uniform_a_sqrt5([d_in, d_out], d_in, rng, &device)),
+                bias: Some(Param::from_tensor(init::kaiming_uniform_a_sqrt5(
+                    [d_out],
+                    d_in,
+                    rng,
+                    &device,
+                ))),
+            };
+        }
         self
     }
 }
