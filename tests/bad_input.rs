@@ -236,6 +236,11 @@ n_test = 5
             ],
         ),
         (
+            "a pair task whose second column is missing",
+            text.replace("label = \"label\"", "label = \"label\"\ntext_pair = \"hypothesis\""),
+            vec!["sentences.csv:1: no column `hypothesis`"],
+        ),
+        (
             "text that is not UTF-8",
             text.replace(
                 sentences.to_str().unwrap(),

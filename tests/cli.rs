@@ -705,3 +705,28 @@ fn a_changed_config_is_refused_in_a_folder_of_another_sweep_but_added_values_run
         fs::read_to_string(&wider).unwrap()
     );
 }
+
+#[test]
+fn a_roberta_checkpoint_fine_tunes_with_its_classification_head() {
+    // The tiny random RoBERTa of the model crate's fixtures (byte-level BPE, RoBERTa positions,
+    // `RobertaForSequenceClassification`'s head), on a 12-sentence CSV.
+    let dir = tempfile::tempdir().unwrap();
+    let train = repo_root().join("crates/data/tests/fixtures/sentences.csv");
+    let roberta = repo_root().join("crates/model/tests/fixtures/tiny-roberta");
+    let text = text_config(&train)
+        .replace(repo_root().join("data/all-MiniLM-L6-v2").to_str().unwrap(), roberta.to_str().unwrap())
+        .replace("kind = \"bert_checkpoint\"", "kind = \"bert_checkpoint\"\npooling = \"cls_head\"");
+    let config = write_config(dir.path(), "roberta.toml", &text);
+    let out = dir.path().join("out");
+    sweep(&config, &out);
+    let (id, record) = records(&out)
+        .into_iter()
+        .find(|(_, r)| r["spec"]["method"] == "lora")
+        .unwrap();
+    assert!(trained_to_the_end(record["status"].as_str().unwrap()), "{record}");
+    // The head is the two layers of RoBERTa's, saved with the adapters under their module paths.
+    let adapter: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("trials").join(&id).join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(adapter["modules_to_save"], serde_json::json!(["classifier.dense", "classifier.out_proj"]));
+    assert!(adapter["target_modules"][0].as_str().unwrap().starts_with("roberta.encoder.layer.0."), "{adapter}");
+}
