@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Train-step speed against PyTorch + PEFT, side by side on this machine:
 #
-#   scripts/bench/vs-peft.sh [ROUNDS]     (default 5)
+#   scripts/bench/vs-peft.sh [ROUNDS] [MODEL]     (default 5 rounds of minilm; or mpnet)
 #
-# The same workload on both sides: all-MiniLM-L6-v2 size, fp32, CPU, batch 32 x seq 64, dropout
+# The same workload on both sides: all-MiniLM-L6-v2 (or all-mpnet-base-v2) size, fp32, CPU, batch
+# 32 x seq 64, dropout
 # 0.1, one AdamW step; LoRA r = 8 on query/value with LoRA+ (ratio 16), and full fine-tuning.
 # Each round runs ours (`cargo bench --bench train_step`, Burn's flex backend) and the peer
 # (scripts/bench/peft_step.py) one after the other, so machine noise hits both alike; the table
@@ -16,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
+model=${2:-minilm}
+case "$model" in minilm | mpnet) ;; *) echo "vs-peft.sh: MODEL '$model': expected minilm or mpnet" >&2; exit 2 ;; esac
 venv=${BENCH_VENV:-target/bench-venv}
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import peft, transformers, torch" 2>/dev/null; then
@@ -28,9 +31,9 @@ cargo bench --workspace --bench train_step --no-run 2>/dev/null
 
 # One process per workload on both sides, so each process's peak resident memory is that
 # workload's.
-ours() { cargo bench --quiet --workspace --bench train_step -- --rounds 3 --backend flex --variant "$1" --brief 2>/dev/null; }
+ours() { cargo bench --quiet --workspace --bench train_step -- --model "$model" --rounds 3 --backend flex --variant "$1" --brief 2>/dev/null; }
 # The peer's warnings (e.g. the new head's weights missing from the checkpoint) go to a log.
-peer() { "$venv/bin/python" scripts/bench/peft_step.py --mode "$1" --steps 3 2>>"$venv/peer.log"; }
+peer() { "$venv/bin/python" scripts/bench/peft_step.py --model "$model" --mode "$1" --steps 3 2>>"$venv/peer.log"; }
 
 declare -A ms mb
 for round in $(seq "$rounds"); do
@@ -54,12 +57,13 @@ for key in ours_lora ours_full peer_lora peer_full; do
 done
 
 python3 - "${med[ours_lora]}" "${med[ours_full]}" "${med[peer_lora]}" "${med[peer_full]}" \
-  "${med[ours_lora_mb]}" "${med[ours_full_mb]}" "${med[peer_lora_mb]}" "${med[peer_full_mb]}" "$rounds" <<'PY'
+  "${med[ours_lora_mb]}" "${med[ours_full_mb]}" "${med[peer_lora_mb]}" "${med[peer_full_mb]}" "$rounds" "$model" <<'PY'
 import os, platform, sys
+model = sys.argv.pop()
 ours_lora, ours_full, peer_lora, peer_full, ours_lora_mb, ours_full_mb, peer_lora_mb, peer_full_mb, rounds = map(float, sys.argv[1:])
 sps = lambda ms: 32 / (ms / 1000)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-print(f"train step, MiniLM size, batch 32 x seq 64, fp32, {os.cpu_count()} cores ({cpu}); medians of {int(rounds)} rounds\n")
+print(f"train step, {model} size, batch 32 x seq 64, fp32, {os.cpu_count()} cores ({cpu}); medians of {int(rounds)} rounds\n")
 print(f"{'workload':<12} {'ours ms':>9} {'peft ms':>9} {'ours samples/s':>15} {'peft samples/s':>15} {'ours / peft':>12} {'ours MB':>8} {'peft MB':>8}")
 for name, ours, peer, ours_mb, peer_mb in [("LoRA+ r=8", ours_lora, peer_lora, ours_lora_mb, peer_lora_mb),
                                            ("full FT", ours_full, peer_full, ours_full_mb, peer_full_mb)]:

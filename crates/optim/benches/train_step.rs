@@ -1,5 +1,11 @@
-//! One training step of a BERT classifier at all-MiniLM-L6-v2 size (6 layers, hidden 384,
-//! 12 heads, ffn 1536, vocab 30522; batch 32 x seq 64), timed side by side in one run:
+//! One training step of a BERT-shaped classifier (batch 32 x seq 64), timed side by side in one
+//! run, at one of two real checkpoints' sizes (random weights; the work is the same):
+//!
+//! - `--model minilm` (default): all-MiniLM-L6-v2, 6 layers, hidden 384, 12 heads, ffn 1536;
+//! - `--model mpnet`: all-mpnet-base-v2, 12 layers, hidden 768, 12 heads, ffn 3072, MPNet's
+//!   relative position bias and offset position ids;
+//!
+//! with these variants:
 //!
 //! - `lora+`: this project's adapters on query/value (r = 8), `x A B` path, LoRA+ AdamW;
 //! - `full`: every parameter trainable, AdamW;
@@ -14,7 +20,7 @@
 //! plus F more for the weights' gradients when every weight trains (so 2F for LoRA, 3F for full).
 //!
 //! ```text
-//! cargo bench --workspace --bench train_step [-- --rounds 5] [--backend flex] [--variant lora+ ...] [--brief]
+//! cargo bench --workspace --bench train_step [-- --model mpnet] [--rounds 5] [--backend flex] [--variant lora+ ...] [--brief]
 //! ```
 //!
 //! `--brief` prints only `variant ms/step samples/s peak-MB` lines, for `scripts/bench/vs-peft.sh`
@@ -26,7 +32,7 @@ use burn::module::{Lora, Module, ParamGroup};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use loraplus_model::models::{BertClassifier, BertClassifierConfig, BertConfig};
+use loraplus_model::models::{BertClassifier, BertClassifierConfig, BertConfig, ModelType};
 use loraplus_model::{AttachConfig, LoraConfig, attach, fused, init, param_counts, param_table};
 use loraplus_optim::{LoraPlus, LoraPlusConfig};
 use rand::Rng;
@@ -52,6 +58,7 @@ struct Variant {
 
 /// Command-line options (after `--` of `cargo bench`).
 struct Options {
+    model: String,
     rounds: usize,
     backends: Vec<String>,
     variants: Vec<String>,
@@ -64,6 +71,7 @@ impl Options {
         let values =
             |flag: &str| -> Vec<String> { args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect() };
         Self {
+            model: values("--model").pop().unwrap_or_else(|| "minilm".into()),
             rounds: values("--rounds")
                 .first()
                 .map(|r| r.parse().expect("--rounds takes a number"))
@@ -75,12 +83,28 @@ impl Options {
     }
 }
 
-/// Matmul FLOPs of one forward pass at this size (projections, FFN, attention scores and
-/// values; embeddings, norms and the head are negligible).
-fn forward_flops() -> f64 {
-    let (tokens, d, ff, layers) = ((BATCH * SEQ) as f64, 384.0, 1536.0, 6.0);
+/// The encoder of `--model`: a real checkpoint's shape (its `config.json`), random weights.
+fn encoder(model: &str) -> BertConfig {
+    match model {
+        "minilm" => BertConfig::new(30522, 384, 6, 12, 1536),
+        "mpnet" => BertConfig::new(30527, 768, 12, 12, 3072)
+            .with_model_type(ModelType::Mpnet)
+            .with_type_vocab_size(0)
+            .with_pad_token_id(1)
+            .with_max_position_embeddings(514)
+            .with_relative_attention_num_buckets(32)
+            .with_layer_norm_eps(1e-5),
+        other => panic!("--model {other}: expected minilm or mpnet"),
+    }
+}
+
+/// Matmul FLOPs of one forward pass (projections, FFN, attention scores and values; embeddings,
+/// norms and the head are negligible).
+fn forward_flops(bert: &BertConfig) -> f64 {
+    let tokens = (BATCH * SEQ) as f64;
+    let (d, ff) = (bert.hidden_size as f64, bert.intermediate_size as f64);
     let per_layer = 2.0 * tokens * (4.0 * d * d + 2.0 * d * ff) + 2.0 * 2.0 * tokens * SEQ as f64 * d;
-    layers * per_layer
+    bert.num_hidden_layers as f64 * per_layer
 }
 
 /// GFLOP/s of `[m, k] x [k, n]` matmuls on `device`, median of 5 after a warm-up.
@@ -103,9 +127,14 @@ fn main() {
     loraplus_model::keep_freed_buffers();
     let options = Options::parse();
     let rounds = options.rounds;
+    let bert = encoder(&options.model);
+    let (d, ff) = (bert.hidden_size, bert.intermediate_size);
     if !options.brief {
-        println!("train step, BERT 6x384 (MiniLM size), batch {BATCH} x seq {SEQ}, median of {rounds} rounds");
-        println!("matmul work per forward pass F = {:.1} GFLOP\n", forward_flops() / 1e9);
+        println!(
+            "train step, {} size ({} layers x {d}), batch {BATCH} x seq {SEQ}, median of {rounds} rounds",
+            options.model, bert.num_hidden_layers
+        );
+        println!("matmul work per forward pass F = {:.1} GFLOP\n", forward_flops(&bert) / 1e9);
     }
     #[allow(deprecated)] // ndarray is deprecated upstream, but the comparison is the point.
     let backends = [("flex", Device::flex()), ("ndarray", Device::ndarray())];
@@ -115,8 +144,8 @@ fn main() {
         }
         if !options.brief {
             println!(
-                "{backend}: GEMM peak {:.0} GFLOP/s ({BATCH}*{SEQ} x 384 x 1536), {:.0} GFLOP/s (1024^3)",
-                gemm_gflops(&device, BATCH * SEQ, 384, 1536),
+                "{backend}: GEMM peak {:.0} GFLOP/s ({BATCH}*{SEQ} x {d} x {ff}), {:.0} GFLOP/s (1024^3)",
+                gemm_gflops(&device, BATCH * SEQ, d, ff),
                 gemm_gflops(&device, 1024, 1024, 1024)
             );
             println!(
@@ -134,8 +163,8 @@ fn main() {
             );
         }
         let device = device.autodiff();
-        let batch = random_batch(&device);
-        let mut variants = variants(&device);
+        let batch = random_batch(bert.vocab_size, &device);
+        let mut variants = variants(&bert, &device);
         variants.retain(|v| options.variants.is_empty() || options.variants.iter().any(|n| n == v.name));
         for round in 0..=rounds {
             for variant in &mut variants {
@@ -161,7 +190,7 @@ fn main() {
             }
             let (trainable, _) = param_counts(&param_table(v.model.as_ref().unwrap()));
             let passes = if v.name.starts_with("full") { 3.0 } else { 2.0 };
-            let gflops = passes * forward_flops() / (ms / 1e3) / 1e9;
+            let gflops = passes * forward_flops(&bert) / (ms / 1e3) / 1e9;
             println!(
                 "{backend:<8} {:<16} {ms:>9.1} {:>9.1} {:>9.1} {:>9.1} {samples:>10.1} {gflops:>8.0} {trainable:>10} {:>7}",
                 v.name,
@@ -177,9 +206,8 @@ fn main() {
     }
 }
 
-fn variants(device: &Device) -> Vec<Variant> {
-    let bert = BertConfig::new(30522, 384, 6, 12, 1536);
-    let base = BertClassifierConfig::new(bert, 2).init(&mut init::rng(0), device);
+fn variants(bert: &BertConfig, device: &Device) -> Vec<Variant> {
+    let base = BertClassifierConfig::new(bert.clone(), 2).init(&mut init::rng(0), device);
     let total_steps = 1000;
 
     let lora = AttachConfig::new(
@@ -233,9 +261,9 @@ fn train_step(model: BertClassifier, optim: &mut LoraPlus, batch: &Batch) -> (Be
     (model, [forward, backward, lap()])
 }
 
-fn random_batch(device: &Device) -> Batch {
+fn random_batch(vocab_size: usize, device: &Device) -> Batch {
     let mut rng = init::rng(7);
-    let ids: Vec<i64> = (0..BATCH * SEQ).map(|_| rng.random_range(0..30522)).collect();
+    let ids: Vec<i64> = (0..BATCH * SEQ).map(|_| rng.random_range(0..vocab_size as i64)).collect();
     let labels: Vec<i64> = (0..BATCH).map(|_| rng.random_range(0..2)).collect();
     Batch {
         ids: Tensor::from_data(TensorData::new(ids, [BATCH, SEQ]), device),
