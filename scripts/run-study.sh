@@ -18,13 +18,19 @@ config=experiments/$study.toml
 out=results/$study
 [ -f "$config" ] || { echo "error: no study config $config" >&2; exit 1; }
 
-cargo build --quiet --release --workspace
-loraplus=${CARGO_TARGET_DIR:-target}/release/loraplus
+# LORAPLUS names a binary built earlier, so a study can run while the tree is mid-edit.
+if [ -z "${LORAPLUS:-}" ]; then
+  cargo build --quiet --release --workspace
+fi
+loraplus=${LORAPLUS:-${CARGO_TARGET_DIR:-target}/release/loraplus}
 # Commits the records so far with a report of them (it names the pairs still incomplete), so the
 # committed folder is a consistent partial study at every point.
 commit() {
   local n
   n=$(find "$out/trials" -name '*.json' 2>/dev/null | wc -l)
+  # A study with no record yet has no report either; committing it would leave a folder that
+  # `report` cannot rebuild.
+  [ "$n" -gt 0 ] || return 0
   "$loraplus" report "$out" > /dev/null 2>&1 || true
   git add -- "$out" 2>/dev/null || return 0
   git commit --quiet -m "$study: $n trial records" -- "$out" 2>/dev/null || true
